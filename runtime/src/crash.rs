@@ -1,0 +1,111 @@
+//! Why a child ended badly: a reason from a small vocabulary, a human message
+//! and, when the child saw bad input, the offending bytes.
+//!
+//! Children return a [`Crash`] instead of panicking when they can ("let it
+//! crash" still applies: returning the error ends the child and its
+//! supervisor restarts it fresh). Panics are caught and turned into a
+//! `Crash` with reason [`reason::PANIC`].
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::fmt;
+
+/// The reasons the runtime itself produces. Children may use any short
+/// snake_case word; the gateway uses `corrupt_frame`, `io`, `eof` and
+/// `timeout` as SPEC section 5 lists them.
+pub mod reason {
+    /// The child panicked; the message is the panic's.
+    pub const PANIC: &str = "panic";
+    /// The start function returned an error.
+    pub const START_FAILED: &str = "start_failed";
+    /// A nested supervisor gave up after exhausting its intensity.
+    pub const EXHAUSTED: &str = "exhausted";
+    /// A permanent child returned normally and is restarted as OTP does.
+    pub const NORMAL: &str = "normal";
+}
+
+/// Evidence is capped so a crash report stays small whatever the input.
+pub const MAX_EVIDENCE: usize = 256;
+
+/// The reason, message and evidence of one crash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Crash {
+    /// A short machine-readable word, e.g. `corrupt_frame`.
+    pub reason: Cow<'static, str>,
+    /// What happened, for a person.
+    pub message: String,
+    /// The offending bytes, at most [`MAX_EVIDENCE`].
+    pub evidence: Option<Vec<u8>>,
+    /// True when the evidence was cut to [`MAX_EVIDENCE`].
+    pub evidence_truncated: bool,
+}
+
+impl Crash {
+    /// A crash with a reason and a message and no evidence.
+    pub fn new(reason: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            message: message.into(),
+            evidence: None,
+            evidence_truncated: false,
+        }
+    }
+
+    /// Attaches the offending bytes, keeping the first [`MAX_EVIDENCE`].
+    pub fn with_evidence(mut self, bytes: &[u8]) -> Self {
+        let kept = bytes.len().min(MAX_EVIDENCE);
+        self.evidence = Some(bytes[..kept].to_vec());
+        self.evidence_truncated = bytes.len() > MAX_EVIDENCE;
+        self
+    }
+
+    /// Marks evidence as already cut by whoever captured it.
+    pub fn truncated(mut self, truncated: bool) -> Self {
+        self.evidence_truncated |= truncated;
+        self
+    }
+
+    /// Turns a caught panic payload into a crash, keeping its message.
+    pub(crate) fn from_panic(payload: Box<dyn Any + Send>) -> Self {
+        let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
+            (*s).to_string()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "panic with a non-string payload".to_string()
+        };
+        Self::new(reason::PANIC, message)
+    }
+}
+
+impl fmt::Display for Crash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason, self.message)
+    }
+}
+
+impl std::error::Error for Crash {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evidence_is_capped_and_flagged() {
+        let c = Crash::new("corrupt_frame", "bad").with_evidence(&[7u8; 1000]);
+        assert_eq!(c.evidence.as_ref().map(Vec::len), Some(MAX_EVIDENCE));
+        assert!(c.evidence_truncated);
+        let c = Crash::new("corrupt_frame", "bad").with_evidence(b"$GPGGA");
+        assert!(!c.evidence_truncated);
+    }
+
+    #[test]
+    fn panic_messages_survive_both_payload_types() {
+        let c = Crash::from_panic(Box::new("static message"));
+        assert_eq!((c.reason.as_ref(), c.message.as_str()), ("panic", "static message"));
+        let c = Crash::from_panic(Box::new(String::from("formatted 42")));
+        assert_eq!(c.message, "formatted 42");
+        let c = Crash::from_panic(Box::new(42u8));
+        assert!(c.message.contains("non-string"));
+    }
+}

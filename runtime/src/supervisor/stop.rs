@@ -1,0 +1,111 @@
+//! Stopping children: one at a time in reverse start order (OTP), or all at
+//! once for a dynamic pool whose children are independent of each other.
+
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+use super::core::Core;
+use crate::child::Shutdown;
+use crate::event::{EventKind, StopReason};
+use crate::snapshot::ChildState;
+use crate::supervisor::Strategy;
+
+/// Asks a task to stop as its shutdown policy says and returns how it went.
+/// An aborted task is not awaited: a child stuck in blocking code cannot
+/// hold its supervisor hostage.
+pub(crate) async fn stop_task(
+    mut task: JoinHandle<()>,
+    stop: Option<CancellationToken>,
+    shutdown: Shutdown,
+) -> StopReason {
+    let ask = || {
+        if let Some(stop) = &stop {
+            stop.cancel();
+        }
+    };
+    match shutdown {
+        Shutdown::Brutal => {
+            task.abort();
+            StopReason::Killed
+        }
+        Shutdown::Infinity => {
+            ask();
+            let _ = (&mut task).await;
+            StopReason::Shutdown
+        }
+        Shutdown::Timeout(limit) => {
+            ask();
+            match timeout(limit, &mut task).await {
+                Ok(_) => StopReason::Shutdown,
+                Err(_) => {
+                    task.abort();
+                    StopReason::Killed
+                }
+            }
+        }
+    }
+}
+
+/// A running child taken out of its record, ready to be stopped.
+struct Stopping {
+    id: Arc<str>,
+    task: JoinHandle<()>,
+    stop: Option<CancellationToken>,
+    shutdown: Shutdown,
+}
+
+impl Core {
+    /// Takes a child's task out of its record and marks it `state`; returns
+    /// nothing if it was not running.
+    fn take_running(&self, key: u64, state: ChildState) -> Option<Stopping> {
+        let now = tokio::time::Instant::now();
+        let mut table = self.shared.table();
+        let child = table.get_mut(key)?;
+        child.epoch = child.epoch.wrapping_add(1);
+        child.set_state(state, now);
+        child.nested = None;
+        let stop = child.stop.take();
+        let task = child.task.take()?;
+        Some(Stopping {
+            id: child.spec.id.clone(),
+            task,
+            stop,
+            shutdown: child.spec.shutdown,
+        })
+    }
+
+    /// Stops one child and leaves its record in `state`.
+    pub(crate) async fn stop_child(&mut self, key: u64, state: ChildState) {
+        if let Some(s) = self.take_running(key, state) {
+            let reason = stop_task(s.task, s.stop, s.shutdown).await;
+            self.emit(&s.id, || EventKind::Stopped { reason });
+        }
+    }
+
+    /// Stops every child: in reverse start order, one after another, or all
+    /// at once for a dynamic supervisor.
+    pub(crate) async fn stop_all(&mut self) {
+        let keys: Vec<u64> = self.shared.table().children.keys().rev().copied().collect();
+        if matches!(self.shared.strategy, Strategy::Dynamic { .. }) {
+            let stopping: Vec<Stopping> = keys
+                .iter()
+                .filter_map(|&key| self.take_running(key, ChildState::Stopped))
+                .collect();
+            let ids: Vec<Arc<str>> = stopping.iter().map(|s| s.id.clone()).collect();
+            let reasons = futures_util::future::join_all(
+                stopping.into_iter().map(|s| stop_task(s.task, s.stop, s.shutdown)),
+            )
+            .await;
+            for (id, reason) in ids.iter().zip(reasons) {
+                self.emit(id, || EventKind::Stopped { reason });
+            }
+        } else {
+            for key in keys {
+                self.stop_child(key, ChildState::Stopped).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The children's records of one supervisor, and the part of the supervisor
+//! that handles and snapshots share with its run loop.
+//!
+//! The run loop is the only writer. It locks the table for short,
+//! synchronous steps and never across an `.await` or a call into user code,
+//! so a snapshot can be taken at any moment without stopping anything.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::BackoffState;
+use crate::child::ChildSpec;
+use crate::error::{Exhausted, StartChildError, TerminateChildError};
+use crate::event::EventBus;
+use crate::intensity::IntensityWindow;
+use crate::snapshot::{ChildSnapshot, ChildState, TreeSnapshot};
+use crate::supervisor::Strategy;
+
+/// Requests a handle sends to the run loop.
+pub(crate) enum Command {
+    Start(ChildSpec, oneshot::Sender<Result<(), StartChildError>>),
+    Terminate(Arc<str>, oneshot::Sender<Result<(), TerminateChildError>>),
+}
+
+/// What handles, snapshots and the run loop of one supervisor share.
+pub(crate) struct Shared {
+    pub(crate) path: Arc<str>,
+    pub(crate) strategy: Strategy,
+    pub(crate) bus: EventBus,
+    pub(crate) stop: CancellationToken,
+    pub(crate) commands: mpsc::UnboundedSender<Command>,
+    pub(crate) done: watch::Sender<Option<Result<(), Exhausted>>>,
+    table: Mutex<Table>,
+}
+
+impl Shared {
+    /// The shared part and the receiving end of its command channel, which
+    /// belongs to the run loop.
+    pub(crate) fn new(
+        path: Arc<str>,
+        strategy: Strategy,
+        bus: EventBus,
+        stop: CancellationToken,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Command>) {
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Self {
+            path,
+            strategy,
+            bus,
+            stop,
+            commands,
+            done: watch::channel(None).0,
+            table: Mutex::new(Table::default()),
+        });
+        (shared, commands_rx)
+    }
+
+    /// Locks the table. A poisoned lock only means a panic elsewhere while
+    /// it was held; the records are plain data and stay usable.
+    pub(crate) fn table(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn snapshot(&self) -> TreeSnapshot {
+        let now = Instant::now();
+        let children = self
+            .table()
+            .children
+            .values()
+            .map(|child| child.snapshot(&self.path, now))
+            .collect();
+        TreeSnapshot {
+            path: self.path.to_string(),
+            strategy: self.strategy.as_str(),
+            children,
+        }
+    }
+}
+
+/// One child's record.
+pub(crate) struct Child {
+    pub(crate) spec: ChildSpec,
+    /// Bumped at every start, stop and schedule: exits and timers carrying
+    /// an older epoch are stale and ignored.
+    pub(crate) epoch: u32,
+    pub(crate) state: ChildState,
+    pub(crate) task: Option<JoinHandle<()>>,
+    pub(crate) stop: Option<CancellationToken>,
+    pub(crate) restarts: u32,
+    pub(crate) started_at: Instant,
+    pub(crate) since: Instant,
+    pub(crate) backoff: BackoffState,
+    /// The child's own window, when it has a policy of its own.
+    pub(crate) window: Option<IntensityWindow>,
+    pub(crate) last_reason: Option<Cow<'static, str>>,
+    /// The nested supervisor's shared part while it runs.
+    pub(crate) nested: Option<Arc<Shared>>,
+}
+
+impl Child {
+    pub(crate) fn new(spec: ChildSpec, now: Instant) -> Self {
+        let window = spec.policy.as_ref().map(|_| IntensityWindow::default());
+        Self {
+            spec,
+            epoch: 0,
+            state: ChildState::Starting,
+            task: None,
+            stop: None,
+            restarts: 0,
+            started_at: now,
+            since: now,
+            backoff: BackoffState::default(),
+            window,
+            last_reason: None,
+            nested: None,
+        }
+    }
+
+    pub(crate) fn set_state(&mut self, state: ChildState, now: Instant) {
+        self.state = state;
+        self.since = now;
+    }
+
+    fn snapshot(&self, parent: &str, now: Instant) -> ChildSnapshot {
+        let running = matches!(self.state, ChildState::Running);
+        ChildSnapshot {
+            id: self.spec.id.clone(),
+            path: format!("{parent}/{}", self.spec.id),
+            kind: self.spec.kind(),
+            state: self.state,
+            restarts: self.restarts,
+            uptime: running.then(|| now.saturating_duration_since(self.started_at)),
+            in_state_for: now.saturating_duration_since(self.since),
+            last_reason: self.last_reason.clone(),
+            children: self
+                .nested
+                .as_ref()
+                .map(|nested| nested.snapshot().children)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Children keyed by start order, plus an index by id.
+#[derive(Default)]
+pub(crate) struct Table {
+    pub(crate) children: BTreeMap<u64, Child>,
+    pub(crate) by_id: HashMap<Arc<str>, u64>,
+    next_key: u64,
+}
+
+impl Table {
+    /// Appends a child after all existing ones and returns its key.
+    pub(crate) fn push(&mut self, spec: ChildSpec, now: Instant) -> u64 {
+        let key = self.next_key;
+        self.next_key += 1;
+        self.by_id.insert(spec.id.clone(), key);
+        self.children.insert(key, Child::new(spec, now));
+        key
+    }
+
+    pub(crate) fn remove(&mut self, key: u64) -> Option<Child> {
+        let child = self.children.remove(&key)?;
+        self.by_id.remove(&child.spec.id);
+        Some(child)
+    }
+
+    pub(crate) fn get_mut(&mut self, key: u64) -> Option<&mut Child> {
+        self.children.get_mut(&key)
+    }
+
+    /// Keys in start order from `from` (inclusive) on.
+    pub(crate) fn keys_from(&self, from: u64) -> Vec<u64> {
+        self.children.range(from..).map(|(k, _)| *k).collect()
+    }
+}
