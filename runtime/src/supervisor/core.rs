@@ -67,9 +67,18 @@ impl Core {
 
     /// Runs the root supervisor; its exhaustion is the tree's failure.
     pub(crate) async fn run_root(self) -> Result<(), Exhausted> {
-        let path = self.shared.path.clone();
-        self.run().await.map_err(|crash| Exhausted {
-            path: path.to_string(),
+        let shared = self.shared.clone();
+        let result = self.run().await;
+        if result.is_ok() {
+            // A nested supervisor's stop is reported by its parent; the
+            // root has none, so it reports its own.
+            let root: Arc<str> = shared.path.clone();
+            shared.bus.emit("", &root, || EventKind::Stopped {
+                reason: StopReason::Shutdown,
+            });
+        }
+        result.map_err(|crash| Exhausted {
+            path: shared.path.to_string(),
             crash,
         })
     }
@@ -78,15 +87,18 @@ impl Core {
     /// `exhausted`) when the supervisor gave up.
     pub(crate) async fn run(mut self) -> Result<(), Crash> {
         self.start_initial().await;
+        self.run_started().await
+    }
+
+    /// The part of [`Core::run`] after the initial children have started;
+    /// a nested supervisor runs its start phase first so that, as in OTP,
+    /// its parent reports it started only once its children are.
+    async fn run_started(mut self) -> Result<(), Crash> {
         let result = self.serve().await;
         self.stop_all().await;
         if let Err(crash) = &result {
             self.emit_self(|| EventKind::Escalated {
                 crash: crash.clone(),
-            });
-        } else {
-            self.emit_self(|| EventKind::Stopped {
-                reason: StopReason::Shutdown,
             });
         }
         let done = result.clone().map_err(|crash| Exhausted {
@@ -227,8 +239,12 @@ impl Core {
                 let path: Arc<str> = format!("{}/{}", self.shared.path, spec.id).into();
                 let (shared, commands) =
                     Shared::new(path, nested_spec.strategy, self.shared.bus.clone(), ctx.stop);
-                let core = Core::new(shared.clone(), commands, nested_spec.clone(), self.rng.u64(..));
-                (Ok(Starting::Ready(Running::new(core.run()))), Some(shared))
+                let mut core = Core::new(shared.clone(), commands, nested_spec.clone(), self.rng.u64(..));
+                let start_phase = async move {
+                    core.start_initial().await;
+                    Ok(Running::new(core.run_started()))
+                };
+                (Ok(Starting::Pending(Box::pin(start_phase))), Some(shared))
             }
         }
     }
@@ -402,6 +418,19 @@ impl Core {
         let path = &self.shared.path;
         let (parent, id) = path.rsplit_once('/').unwrap_or(("", path));
         self.shared.bus.emit(parent, &Arc::from(id), kind);
+    }
+}
+
+impl Drop for Core {
+    /// A supervisor dropped without a clean stop (its parent aborted it, or
+    /// gave up on its start phase) takes its children with it instead of
+    /// leaving them running unsupervised.
+    fn drop(&mut self) {
+        for child in self.shared.table().children.values_mut() {
+            if let Some(task) = child.task.take() {
+                task.abort();
+            }
+        }
     }
 }
 
