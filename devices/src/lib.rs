@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod json_object;
+pub mod link;
 pub mod reading;
 
 pub use json_object::JsonObject;

@@ -131,6 +131,13 @@ impl CorruptFrame {
         }
     }
 
+    /// The same frame, marked as not ending the stream (MQTT messages are
+    /// independent of each other).
+    pub(crate) fn continuable(mut self) -> Self {
+        self.can_continue = true;
+        self
+    }
+
     /// Which rule was broken.
     pub fn kind(&self) -> CorruptKind {
         self.kind

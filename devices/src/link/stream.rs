@@ -1,0 +1,110 @@
+//! A link over a byte stream (serial port, TCP connection): reads with a
+//! timeout, decodes with the sensor's codec, classifies how it ends.
+//!
+//! - `Ok(0)`, `EIO` (a USB adapter unplugged), `ECONNRESET`,
+//!   `ECONNABORTED` and `EPIPE` all mean the device went away: reason `eof`.
+//!   Any frame cut off by the end is kept as evidence.
+//! - Silence (no bytes at all) for `read_timeout`: reason `timeout`. A slow
+//!   drip of bytes keeps the link alive; `max_frame` bounds what it buffers.
+//! - Memory: the buffer holds at most the decoder's `max_buffered` plus one
+//!   read of [`READ_CHUNK`] bytes.
+
+use std::io::ErrorKind;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_util::codec::Decoder;
+
+use super::error::LinkError;
+use super::stats::LinkStats;
+use crate::codec::{DecodeError, ReadingDecoder};
+use crate::Reading;
+
+/// Bytes asked for per read.
+pub const READ_CHUNK: usize = 8192;
+
+/// A byte stream plus its decoder.
+pub(crate) struct StreamLink {
+    io: Box<dyn AsyncRead + Send + Unpin>,
+    decoder: ReadingDecoder,
+    buf: BytesMut,
+    read_timeout: Duration,
+    eof: bool,
+    what: String,
+    pub(crate) stats: LinkStats,
+}
+
+fn device_gone(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(nix::libc::EIO)
+        || matches!(
+            e.kind(),
+            ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::BrokenPipe
+                | ErrorKind::UnexpectedEof
+        )
+}
+
+impl StreamLink {
+    pub(crate) fn new(
+        io: Box<dyn AsyncRead + Send + Unpin>,
+        decoder: ReadingDecoder,
+        read_timeout: Duration,
+        what: String,
+    ) -> Self {
+        StreamLink {
+            io,
+            decoder,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            read_timeout,
+            eof: false,
+            what,
+            stats: LinkStats::default(),
+        }
+    }
+
+    /// The next reading; cancel-safe (nothing is lost if the future is dropped).
+    pub(crate) async fn next(&mut self) -> Result<Reading, LinkError> {
+        loop {
+            if let Some(result) = self.decode()? {
+                return Ok(result);
+            }
+            self.buf.reserve(READ_CHUNK);
+            match tokio::time::timeout(self.read_timeout, self.io.read_buf(&mut self.buf)).await {
+                Err(_) => return Err(LinkError::Timeout(self.read_timeout)),
+                Ok(Ok(0)) => self.eof = true,
+                Ok(Ok(n)) => self.stats.bytes += n as u64,
+                Ok(Err(e)) if device_gone(&e) => self.eof = true,
+                Ok(Err(e)) if e.kind() == ErrorKind::Interrupted => {}
+                Ok(Err(e)) => return Err(LinkError::io(format!("read {}", self.what), e)),
+            }
+        }
+    }
+
+    /// One decode step over what is buffered; `Ok(None)` means "read more".
+    fn decode(&mut self) -> Result<Option<Reading>, LinkError> {
+        let step = if self.eof {
+            self.decoder.decode_eof(&mut self.buf)
+        } else {
+            self.decoder.decode(&mut self.buf)
+        };
+        self.stats.skipped_bytes = self.decoder.skipped_bytes();
+        match step {
+            Ok(Some(r)) => {
+                self.stats.readings += 1;
+                Ok(Some(r))
+            }
+            Ok(None) if self.eof => Err(LinkError::Eof { truncated: None }),
+            Ok(None) => Ok(None),
+            Err(DecodeError::Corrupt(c)) if self.eof && !c.can_continue() => {
+                Err(LinkError::Eof { truncated: Some(c) })
+            }
+            Err(DecodeError::Corrupt(c)) => {
+                self.stats.corrupt += 1;
+                Err(LinkError::Corrupt(c))
+            }
+            Err(DecodeError::Io(e)) => Err(LinkError::io(format!("decode {}", self.what), e)),
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! `transport = "tcp-listen"`: sensors connect in; one child per connection.
+//!
+//! [`TcpAcceptor`] owns the listening socket and hands every accepted
+//! connection to a caller-supplied spawn function (the gateway starts a
+//! supervised child there). At most `max_connections` connections are
+//! live: each carries a [`ConnectionPermit`] that frees its slot when
+//! dropped (with the connection's [`Link`]), and a connection arriving
+//! while all slots are taken is closed at once and counted as refused.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::error::LinkError;
+use super::stream::StreamLink;
+use super::Link;
+use crate::codec::{CodecConfig, CodecKind};
+
+/// A `transport = "tcp-listen"` sensor group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpListenConfig {
+    /// Address to listen on, e.g. `0.0.0.0:5000` (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// Live connections allowed; more are refused and counted.
+    pub max_connections: usize,
+    /// TCP keepalive for accepted connections; `None` disables it.
+    pub keepalive: Option<Duration>,
+    /// Silence longer than this ends a connection's link with `timeout`.
+    pub read_timeout: Duration,
+    /// How to decode what the sensors send.
+    pub codec: CodecConfig,
+}
+
+impl TcpListenConfig {
+    /// SPEC default of 256 connections, 15 s keepalive, 30 s read timeout.
+    pub fn new(listen: SocketAddr, codec: CodecKind) -> Self {
+        TcpListenConfig {
+            listen,
+            max_connections: 256,
+            keepalive: Some(Duration::from_secs(15)),
+            read_timeout: super::DEFAULT_READ_TIMEOUT,
+            codec: CodecConfig::new(codec),
+        }
+    }
+}
+
+/// Holds one of the `max_connections` slots until dropped.
+#[derive(Debug)]
+pub struct ConnectionPermit {
+    _permit: OwnedSemaphorePermit,
+}
+
+/// One accepted sensor connection, with its slot.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The connection.
+    pub stream: TcpStream,
+    /// The sensor's address.
+    pub peer: SocketAddr,
+    /// Dropping this frees the slot; keep it as long as the connection lives.
+    pub permit: ConnectionPermit,
+    codec: CodecConfig,
+    read_timeout: Duration,
+}
+
+impl Accepted {
+    /// The connection as a link using the listener's codec and read
+    /// timeout; the link holds the permit, so the slot frees when it drops.
+    pub fn into_link(self) -> Link {
+        let what = format!("tcp-listen peer {}", self.peer);
+        let link = StreamLink::new(
+            Box::new(self.stream),
+            self.codec.decoder(),
+            self.read_timeout,
+            what,
+        );
+        Link::stream(link).with_permit(self.permit)
+    }
+}
+
+/// Counters of an acceptor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AcceptorStats {
+    /// Connections handed to the spawn function.
+    pub accepted: u64,
+    /// Connections closed because `max_connections` were live.
+    pub refused: u64,
+    /// Connections live now (permits held).
+    pub active: usize,
+}
+
+/// The listening side of a `tcp-listen` sensor group.
+#[derive(Debug)]
+pub struct TcpAcceptor {
+    listener: TcpListener,
+    local: SocketAddr,
+    slots: Arc<Semaphore>,
+    max: usize,
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    config: TcpListenConfig,
+}
+
+impl TcpAcceptor {
+    /// Binds the listening socket; errors (address in use, no permission)
+    /// are `io`.
+    pub async fn bind(config: &TcpListenConfig) -> Result<Self, LinkError> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| LinkError::io(format!("listen {}", config.listen), e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| LinkError::io(format!("listen {}", config.listen), e))?;
+        Ok(TcpAcceptor {
+            listener,
+            local,
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+            max: config.max_connections,
+            accepted: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            config: config.clone(),
+        })
+    }
+
+    /// The bound address (the real port when configured with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> AcceptorStats {
+        AcceptorStats {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+            active: self.max - self.slots.available_permits(),
+        }
+    }
+
+    /// Waits for the next connection that gets a slot, closing (and
+    /// counting) those that arrive while all slots are taken. Transient
+    /// accept errors (a peer that reset, out of file descriptors) are
+    /// logged and retried, so this only returns a connection. Cancel-safe.
+    pub async fn accept(&self) -> Accepted {
+        loop {
+            let (stream, peer) = match self.listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(listen = %self.local, error = %e, "accept failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(listen = %self.local, %peer, max = self.max, "max_connections reached; connection refused");
+                drop(stream);
+                continue;
+            };
+            if let Some(every) = self.config.keepalive {
+                if let Err(e) = super::tcp::set_keepalive(&stream, every) {
+                    tracing::debug!(%peer, error = %e, "could not enable keepalive");
+                }
+            }
+            self.accepted.fetch_add(1, Ordering::Relaxed);
+            return Accepted {
+                stream,
+                peer,
+                permit: ConnectionPermit { _permit: permit },
+                codec: self.config.codec,
+                read_timeout: self.config.read_timeout,
+            };
+        }
+    }
+
+    /// Accepts forever, calling `spawn` for each connection. Stop it by
+    /// dropping the future (e.g. in a `select!` with a shutdown signal).
+    pub async fn run<F: FnMut(Accepted)>(&self, mut spawn: F) {
+        loop {
+            spawn(self.accept().await);
+        }
+    }
+}
