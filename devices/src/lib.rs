@@ -5,6 +5,7 @@ pub mod codec;
 pub mod json_object;
 pub mod link;
 pub mod reading;
+pub mod sim;
 
 pub use json_object::JsonObject;
 pub use reading::Reading;
