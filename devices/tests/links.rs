@@ -95,8 +95,7 @@ async fn connecting_to_nothing_is_an_io_error() {
         .expect("addr");
     let err = tcp::connect(&tcp_config(port, CodecKind::Lines))
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert_eq!(err.as_str(), "io");
 }
 

@@ -42,12 +42,7 @@ pub fn decode_chunks<'a>(
             return Err(format!("buffered {} bytes, limit {limit}", buf.len()));
         }
     }
-    loop {
-        match step(dec.decode_eof(&mut buf), &mut out)? {
-            Step::More => continue,
-            Step::NeedInput | Step::Stop => break,
-        }
-    }
+    while let Step::More = step(dec.decode_eof(&mut buf), &mut out)? {}
     if !buf.is_empty() {
         return Err(format!("{} bytes left after end of input", buf.len()));
     }
