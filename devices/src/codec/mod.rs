@@ -18,6 +18,7 @@ mod json_text;
 mod line_framer;
 mod lines;
 mod nmea;
+mod nmea_sentence;
 pub mod testing;
 
 use std::fmt;

@@ -28,7 +28,7 @@ use bytes::{Buf, BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::error::{CorruptFrame, CorruptKind, DecodeError, EncodeError};
-use super::json_text;
+use super::nmea_sentence;
 use super::ChecksumPolicy;
 use crate::reading::Reading;
 
@@ -136,198 +136,11 @@ impl NmeaCodec {
         let result = if content > self.max_frame {
             Err(self.too_long(&buf[..content]))
         } else {
-            self.parse(&buf[..content])
+            nmea_sentence::parse(&buf[..content], self.checksum)
         };
         buf.advance(end + 1);
         result.map(Some)
     }
-
-    /// Parses one sentence (`$` through checksum, no line ending).
-    fn parse(&self, s: &[u8]) -> Result<Reading, CorruptFrame> {
-        let len = s.len();
-        let (body, stated) = if len >= 4 && s[len - 3] == b'*' {
-            (&s[1..len - 3], Some(&s[len - 2..]))
-        } else {
-            (&s[1..], None)
-        };
-        let scan = Scan::of(body);
-        if scan.non_ascii || !stated.unwrap_or_default().is_ascii() {
-            return Err(Self::corrupt(
-                CorruptKind::NonAscii,
-                "nmea non-ASCII byte in sentence",
-                s,
-            ));
-        }
-        if scan.star {
-            return Err(Self::corrupt(
-                CorruptKind::Malformed,
-                "nmea malformed checksum field (want *HH at the end)",
-                s,
-            ));
-        }
-        match stated {
-            Some(hh) => {
-                let mut got = [0u8; 1];
-                if hex::decode_to_slice(hh, &mut got).is_err() {
-                    return Err(Self::corrupt(
-                        CorruptKind::Malformed,
-                        "nmea malformed checksum field (want *HH)",
-                        s,
-                    ));
-                }
-                if scan.xor != got[0] {
-                    let msg = format!(
-                        "nmea checksum mismatch: want {:02X} got {:02X}",
-                        scan.xor, got[0]
-                    );
-                    return Err(Self::corrupt(CorruptKind::ChecksumMismatch, msg, s));
-                }
-            }
-            None if self.checksum == ChecksumPolicy::Required => {
-                return Err(Self::corrupt(
-                    CorruptKind::MissingChecksum,
-                    "nmea checksum missing (checksum = \"required\")",
-                    s,
-                ));
-            }
-            None => {}
-        }
-        // ASCII was checked above, so this cannot fail; no unsafe needed.
-        let body = std::str::from_utf8(body).map_err(|_| {
-            Self::corrupt(CorruptKind::NonAscii, "nmea non-ASCII byte in sentence", s)
-        })?;
-        let (address, fields) = match memchr::memchr(b',', body.as_bytes()) {
-            Some(i) => (&body[..i], Some(&body[i + 1..])),
-            None => (body, None),
-        };
-        let (talker, sentence) = split_address(address).ok_or_else(|| {
-            Self::corrupt(
-                CorruptKind::Malformed,
-                format!("nmea malformed address {address:?}"),
-                s,
-            )
-        })?;
-        let parts = Parts {
-            address,
-            talker,
-            sentence,
-            fields,
-        };
-        let json = if scan.escape {
-            parts.json_escaped()
-        } else {
-            parts.json_plain(scan.commas)
-        };
-        Ok(super::trusted_reading(json))
-    }
-}
-
-/// What one pass over a sentence body finds (a loop LLVM vectorises).
-struct Scan {
-    xor: u8,
-    non_ascii: bool,
-    escape: bool,
-    star: bool,
-    commas: usize,
-}
-
-impl Scan {
-    fn of(body: &[u8]) -> Scan {
-        // Only u8 accumulators, so the loop runs 16 bytes at a time.
-        let (mut xor, mut flags, mut commas) = (0u8, 0u8, 0usize);
-        for chunk in body.chunks(255) {
-            let mut c = 0u8;
-            for &b in chunk {
-                xor ^= b;
-                let escape = (b < 0x20) | (b == b'"') | (b == b'\\');
-                flags |= (b >> 7) | (u8::from(escape) << 1) | (u8::from(b == b'*') << 2);
-                c += u8::from(b == b',');
-            }
-            commas += usize::from(c);
-        }
-        Scan {
-            xor,
-            non_ascii: flags & 1 != 0,
-            escape: flags & 2 != 0,
-            star: flags & 4 != 0,
-            commas,
-        }
-    }
-}
-
-/// The pieces of a parsed sentence, borrowed from the input.
-struct Parts<'a> {
-    address: &'a str,
-    talker: &'a str,
-    sentence: &'a str,
-    /// Everything after the first comma; `None` when there is no comma.
-    fields: Option<&'a str>,
-}
-
-impl Parts<'_> {
-    fn head(&self, out: &mut String, push: fn(&mut String, &str)) {
-        out.push_str("{\"address\":");
-        push(out, self.address);
-        out.push_str(",\"talker\":");
-        push(out, self.talker);
-        out.push_str(",\"sentence\":");
-        push(out, self.sentence);
-        out.push_str(",\"fields\":[");
-    }
-
-    /// JSON text when nothing needs escaping: exact capacity, no reallocation.
-    fn json_plain(&self, commas: usize) -> String {
-        // `commas` counted the comma after the address too.
-        let fields_len = self.fields.map_or(0, |f| f.len() + 2 * commas);
-        let mut out = String::with_capacity(52 + 2 * self.address.len() + fields_len);
-        self.head(&mut out, json_text::push_plain);
-        let mut bytes = out.into_bytes();
-        if let Some(f) = self.fields {
-            bytes.push(b'"');
-            // Fields are short: a byte loop beats a memchr call per comma.
-            for &b in f.as_bytes() {
-                if b == b',' {
-                    bytes.extend_from_slice(b"\",\"");
-                } else {
-                    bytes.push(b);
-                }
-            }
-            bytes.push(b'"');
-        }
-        bytes.extend_from_slice(b"]}");
-        // Only ASCII was written (checked by `Scan`); this is a fast check.
-        String::from_utf8(bytes).unwrap_or_default()
-    }
-
-    /// JSON text when some byte needs escaping (rare: NMEA forbids them).
-    fn json_escaped(&self) -> String {
-        let mut out = String::new();
-        self.head(&mut out, json_text::push_str);
-        if let Some(f) = self.fields {
-            for (i, field) in f.split(',').enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                json_text::push_str(&mut out, field);
-            }
-        }
-        out.push_str("]}");
-        out
-    }
-}
-
-/// Splits an address into talker and sentence: `GPGGA` -> (`GP`, `GGA`),
-/// `PMTK001` -> (`P`, `MTK001`). `None` when it is not alphanumeric or too
-/// short to hold both.
-fn split_address(address: &str) -> Option<(&str, &str)> {
-    if !address.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return None;
-    }
-    let at = if address.starts_with('P') { 1 } else { 2 };
-    if address.len() <= at {
-        return None;
-    }
-    Some(address.split_at(at))
 }
 
 impl Decoder for NmeaCodec {
@@ -405,7 +218,7 @@ impl Encoder<&str> for NmeaCodec {
                     .into(),
             ));
         }
-        let sum = Scan::of(&bytes[1..]).xor;
+        let sum = nmea_sentence::checksum(&bytes[1..]);
         dst.reserve(bytes.len() + 5);
         dst.put_slice(bytes);
         dst.put_u8(b'*');
