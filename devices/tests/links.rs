@@ -286,7 +286,9 @@ async fn a_silent_pty_sensor_ends_with_timeout() {
 /// A raw TCP "sensor" that writes `bytes` then closes.
 async fn raw_sensor(bytes: Vec<u8>) -> std::net::SocketAddr {
     use tokio::io::AsyncWriteExt;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         if let Ok((mut s, _)) = listener.accept().await {
@@ -301,23 +303,40 @@ async fn a_flood_without_newline_is_one_corrupt_frame_then_the_stream_resumes() 
     let mut bytes = vec![b'x'; 8 << 20];
     bytes.extend_from_slice(b"\nseq=1 temp=20.0\n");
     let addr = raw_sensor(bytes).await;
-    let mut link = tcp::connect(&tcp_config(addr, CodecKind::Lines)).await.expect("connect");
+    let mut link = tcp::connect(&tcp_config(addr, CodecKind::Lines))
+        .await
+        .expect("connect");
     let err = link.next().await.expect_err("too long");
     assert_eq!(err.as_str(), "corrupt_frame");
     assert!(err.can_continue());
-    assert_eq!(err.evidence().map(|e| (e.bytes().len(), e.truncated())), Some((256, true)));
+    assert_eq!(
+        err.evidence().map(|e| (e.bytes().len(), e.truncated())),
+        Some((256, true))
+    );
     let r = link.next().await.expect("resynchronised");
     assert_eq!(r.data_json(), r#"{"text":"seq=1 temp=20.0"}"#);
-    assert_eq!(link.stats().corrupt, 1, "8 MiB of flood is one error, not many");
+    assert_eq!(
+        link.stats().corrupt,
+        1,
+        "8 MiB of flood is one error, not many"
+    );
     assert_eq!(link.next().await.expect_err("closed").as_str(), "eof");
 }
 
 #[tokio::test]
 async fn end_of_stream_inside_a_frame_is_eof_with_the_partial_frame_as_evidence() {
     let addr = raw_sensor(b"{\"seq\":1}\n{\"seq\":2,\"te".to_vec()).await;
-    let mut link = tcp::connect(&tcp_config(addr, CodecKind::Json)).await.expect("connect");
-    assert_eq!(link.next().await.expect("first").data_json(), r#"{"seq":1}"#);
+    let mut link = tcp::connect(&tcp_config(addr, CodecKind::Json))
+        .await
+        .expect("connect");
+    assert_eq!(
+        link.next().await.expect("first").data_json(),
+        r#"{"seq":1}"#
+    );
     let err = link.next().await.expect_err("cut off");
     assert_eq!(err.as_str(), "eof");
-    assert_eq!(err.evidence().map(|e| e.bytes().to_vec()), Some(b"{\"seq\":2,\"te".to_vec()));
+    assert_eq!(
+        err.evidence().map(|e| e.bytes().to_vec()),
+        Some(b"{\"seq\":2,\"te".to_vec())
+    );
 }
