@@ -13,8 +13,16 @@ pub fn check(kind: CodecKind, data: &[u8]) {
     let (head, input) = data.split_at(4);
     // Small limits reach the over-length paths; 0 would be legal too.
     let max_frame = 1 + (u16::from_le_bytes([head[0], head[1]]) as usize % 600);
-    let checksum = if head[2] & 1 == 0 { ChecksumPolicy::Required } else { ChecksumPolicy::Optional };
-    let config = CodecConfig { kind, max_frame, checksum };
+    let checksum = if head[2] & 1 == 0 {
+        ChecksumPolicy::Required
+    } else {
+        ChecksumPolicy::Optional
+    };
+    let config = CodecConfig {
+        kind,
+        max_frame,
+        checksum,
+    };
     // Split the input into reads of pseudo-random sizes seeded by head[3].
     let mut chunks = Vec::new();
     let mut rest = input;
