@@ -10,6 +10,7 @@
 //!   divided by 100,000 (spec, record, task, context and stop signal);
 //! - start time for those 100,000 children;
 //! - recovery of 10,000 children that crash at the same moment.
+#![allow(clippy::unwrap_used)] // tests and examples may panic on setup errors
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,7 +26,10 @@ const STORM: usize = 10_000;
 /// `BENCH_SCALE=0.01` runs every figure at a hundredth of its size, to check
 /// the bench itself quickly.
 fn scaled(n: usize) -> usize {
-    let scale: f64 = std::env::var("BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let scale: f64 = std::env::var("BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
     ((n as f64 * scale) as usize).max(1)
 }
 
@@ -74,7 +78,9 @@ async fn restart_latency() -> Vec<Duration> {
             Err(Crash::new("bench", "crash on purpose"))
         }
     });
-    let spec = SupervisorSpec::new(Strategy::OneForOne).policy(unlimited()).child(child);
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .policy(unlimited())
+        .child(child);
     let tree = Supervisor::new("root", spec).unwrap().spawn();
     done.notified().await;
     tree.shutdown().await.unwrap();
@@ -100,9 +106,16 @@ async fn hundred_thousand_idle() -> (f64, f64) {
     let all = Arc::new(Notify::new());
     let before = rss_bytes();
     let t0 = Instant::now();
-    let spec = SupervisorSpec::new(Strategy::OneForOne).policy(unlimited()).children(
-        (0..scaled(IDLE_CHILDREN)).map(|i| idle(format!("sensor-{i}"), started.clone(), all.clone(), scaled(IDLE_CHILDREN))),
-    );
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .policy(unlimited())
+        .children((0..scaled(IDLE_CHILDREN)).map(|i| {
+            idle(
+                format!("sensor-{i}"),
+                started.clone(),
+                all.clone(),
+                scaled(IDLE_CHILDREN),
+            )
+        }));
     let tree = Supervisor::new("root", spec).unwrap().spawn();
     all.notified().await;
     // Let every child reach its first await so its future is fully built.
@@ -138,7 +151,9 @@ async fn storm() -> f64 {
             }
         })
     });
-    let spec = SupervisorSpec::new(Strategy::OneForOne).policy(unlimited()).children(children);
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .policy(unlimited())
+        .children(children);
     let tree = Supervisor::new("root", spec).unwrap().spawn();
     while starts.load(Ordering::Relaxed) < storm {
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -153,15 +168,27 @@ async fn storm() -> f64 {
 }
 
 fn main() {
-    let current = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let samples = current.block_on(restart_latency());
     println!("restart_latency_p50 {:.2} us", percentile(&samples, 0.50));
     println!("restart_latency_p99 {:.2} us", percentile(&samples, 0.99));
 
-    let multi = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let samples = multi.block_on(restart_latency());
-    println!("restart_latency_multi_thread_p50 {:.2} us", percentile(&samples, 0.50));
-    println!("restart_latency_multi_thread_p99 {:.2} us", percentile(&samples, 0.99));
+    println!(
+        "restart_latency_multi_thread_p50 {:.2} us",
+        percentile(&samples, 0.50)
+    );
+    println!(
+        "restart_latency_multi_thread_p99 {:.2} us",
+        percentile(&samples, 0.99)
+    );
     drop(multi);
 
     let (start_ms, per_child) = current.block_on(hundred_thousand_idle());

@@ -3,6 +3,7 @@
 //! quarantined, and a healthy one beside it.
 //!
 //! `cargo run --release -p edgevisor-runtime --example tree [SECONDS]`
+#![allow(clippy::unwrap_used)] // tests and examples may panic on setup errors
 
 use std::time::Duration;
 
@@ -20,7 +21,10 @@ fn ticking(id: &'static str, crash_every: Option<Duration>) -> ChildSpec {
             }
             if crash_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
                 let frame = b"\xa5\x5a\x01\x00\x03abc\x12\x34";
-                return Err(Crash::new("corrupt_frame", "frame crc mismatch: want 9A3C got 1234").with_evidence(frame));
+                return Err(
+                    Crash::new("corrupt_frame", "frame crc mismatch: want 9A3C got 1234")
+                        .with_evidence(frame),
+                );
             }
         }
     })
@@ -44,10 +48,17 @@ fn print_tree(snapshot: &TreeSnapshot) {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let seconds: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(8);
+    let seconds: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
     let flaky_policy = RestartPolicy::default()
         .intensity(3, Duration::from_secs(10))
-        .backoff(Duration::from_millis(100), Duration::from_secs(2), Duration::from_secs(30))
+        .backoff(
+            Duration::from_millis(100),
+            Duration::from_secs(2),
+            Duration::from_secs(30),
+        )
         .quarantine(Duration::from_secs(5));
     let barn = SupervisorSpec::new(Strategy::RestForOne)
         .child(ticking("barn-modem", Some(Duration::from_secs(3))))

@@ -47,7 +47,10 @@ pub fn base_delay(policy: &RestartPolicy, n: u32) -> Duration {
     }
     let doublings = n.saturating_sub(1).min(63);
     let factor = 1u64 << doublings;
-    let nanos = policy.backoff_initial.as_nanos().saturating_mul(u128::from(factor));
+    let nanos = policy
+        .backoff_initial
+        .as_nanos()
+        .saturating_mul(u128::from(factor));
     let capped = nanos.min(policy.backoff_max.as_nanos());
     Duration::from_nanos(u64::try_from(capped).unwrap_or(u64::MAX))
 }

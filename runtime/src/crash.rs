@@ -102,7 +102,10 @@ mod tests {
     #[test]
     fn panic_messages_survive_both_payload_types() {
         let c = Crash::from_panic(Box::new("static message"));
-        assert_eq!((c.reason.as_ref(), c.message.as_str()), ("panic", "static message"));
+        assert_eq!(
+            (c.reason.as_ref(), c.message.as_str()),
+            ("panic", "static message")
+        );
         let c = Crash::from_panic(Box::new(String::from("formatted 42")));
         assert_eq!(c.message, "formatted 42");
         let c = Crash::from_panic(Box::new(42u8));

@@ -123,7 +123,9 @@ mod tests {
     }
 
     fn policy() -> RestartPolicy {
-        RestartPolicy::default().jitter(0.0).intensity(3, Duration::from_secs(10))
+        RestartPolicy::default()
+            .jitter(0.0)
+            .intensity(3, Duration::from_secs(10))
     }
 
     #[test]
@@ -134,7 +136,11 @@ mod tests {
         let mut seen = Vec::new();
         for i in 0..4u64 {
             let v = decide(
-                exit(t0 + Duration::from_secs(i), Restart::Permanent, Ending::Crash),
+                exit(
+                    t0 + Duration::from_secs(i),
+                    Restart::Permanent,
+                    Ending::Crash,
+                ),
                 &p,
                 &mut w,
                 &mut b,
@@ -161,11 +167,19 @@ mod tests {
         let now = Instant::now();
         let mut last = None;
         for _ in 0..4 {
-            last = Some(decide(exit(now, Restart::Permanent, Ending::Crash), &p, &mut w, &mut b, 0.5));
+            last = Some(decide(
+                exit(now, Restart::Permanent, Ending::Crash),
+                &p,
+                &mut w,
+                &mut b,
+                0.5,
+            ));
         }
         assert_eq!(
             last.map(|v| v.decision),
-            Some(Decision::Quarantine { for_: Duration::from_secs(600) })
+            Some(Decision::Quarantine {
+                for_: Duration::from_secs(600)
+            })
         );
     }
 
@@ -176,13 +190,20 @@ mod tests {
         let t0 = Instant::now();
         for i in 0..100u64 {
             let v = decide(
-                exit(t0 + Duration::from_secs(4 * i), Restart::Permanent, Ending::Crash),
+                exit(
+                    t0 + Duration::from_secs(4 * i),
+                    Restart::Permanent,
+                    Ending::Crash,
+                ),
                 &p,
                 &mut w,
                 &mut b,
                 0.5,
             );
-            assert!(matches!(v.decision, Decision::Restart { .. }), "restart {i}: {v:?}");
+            assert!(
+                matches!(v.decision, Decision::Restart { .. }),
+                "restart {i}: {v:?}"
+            );
         }
     }
 
@@ -208,7 +229,11 @@ mod tests {
             );
             if !restarts {
                 assert_eq!(v.decision, Decision::StayDown);
-                assert_eq!(w.count(now, p.period), 0, "a child left down uses no intensity");
+                assert_eq!(
+                    w.count(now, p.period),
+                    0,
+                    "a child left down uses no intensity"
+                );
             }
         }
     }

@@ -104,6 +104,8 @@ impl SupervisorHandle {
 
 impl std::fmt::Debug for SupervisorHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SupervisorHandle").field("path", &self.path()).finish()
+        f.debug_struct("SupervisorHandle")
+            .field("path", &self.path())
+            .finish()
     }
 }

@@ -23,7 +23,9 @@ impl IntensityWindow {
     pub fn record(&mut self, now: Instant, intensity: u32, period: Duration) -> (u32, bool) {
         self.expire(now, period);
         self.restarts.push_back(now);
-        let cap = usize::try_from(intensity).unwrap_or(usize::MAX).saturating_add(1);
+        let cap = usize::try_from(intensity)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1);
         while self.restarts.len() > cap {
             self.restarts.pop_front();
         }

@@ -133,7 +133,10 @@ impl RestartPolicy {
             return fail(format!("jitter {} must be in 0.0..1.0", self.jitter));
         }
         if self.on_exhausted == OnExhausted::Quarantine && self.quarantine_for.is_zero() {
-            return fail("quarantine_for is 0: a quarantined child would be retried at once; use e.g. 10m".into());
+            return fail(
+                "quarantine_for is 0: a quarantined child would be retried at once; use e.g. 10m"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! Shutdown order and timeouts, restart types, the dynamic pool and spec
 //! validation, on paused time.
+#![allow(clippy::unwrap_used)] // tests and examples may panic on setup errors
 
 mod common;
 
@@ -7,8 +8,8 @@ use std::time::Duration;
 
 use common::{stubborn, worker, Log};
 use edgevisor_runtime::{
-    ChildSpec, ChildState, Crash, Restart, RestartPolicy, Shutdown, SpecError, StartChildError, Strategy,
-    Supervisor, SupervisorSpec, TerminateChildError,
+    ChildSpec, ChildState, Crash, Restart, RestartPolicy, Shutdown, SpecError, StartChildError,
+    Strategy, Supervisor, SupervisorSpec, TerminateChildError,
 };
 use tokio::time::Instant;
 
@@ -52,10 +53,19 @@ async fn a_child_that_ignores_shutdown_is_aborted_after_its_timeout() {
     log.take().await;
     let begun = Instant::now();
     tree.shutdown().await.unwrap();
-    assert_eq!(begun.elapsed(), Duration::from_secs(3), "waited exactly the timeout");
+    assert_eq!(
+        begun.elapsed(),
+        Duration::from_secs(3),
+        "waited exactly the timeout"
+    );
     assert_eq!(
         log.take().await,
-        ["stop root/brutal killed", "stop root/deaf killed", "stop root/a shutdown", "stop root shutdown"]
+        [
+            "stop root/brutal killed",
+            "stop root/deaf killed",
+            "stop root/a shutdown",
+            "stop root shutdown"
+        ]
     );
 }
 
@@ -73,7 +83,10 @@ async fn transient_normal_exit_is_not_restarted_but_its_crash_is() {
     log.take().await;
     rt.exit();
     assert_eq!(log.take().await, ["stop root/t exited"]);
-    assert_eq!(tree.snapshot().find("root/t").unwrap().state, ChildState::Stopped);
+    assert_eq!(
+        tree.snapshot().find("root/t").unwrap().state,
+        ChildState::Stopped
+    );
     rt2.crash();
     assert_eq!(log.take_kind("crash").await, ["crash root/t2 io restart 1"]);
     tree.shutdown().await.unwrap();
@@ -92,18 +105,26 @@ async fn temporary_is_never_restarted_and_permanent_always_is() {
     let tree = sup.spawn();
     log.take().await;
     rtmp.crash();
-    assert_eq!(log.take().await, ["crash root/tmp io none 0", "stop root/tmp crashed"]);
+    assert_eq!(
+        log.take().await,
+        ["crash root/tmp io none 0", "stop root/tmp crashed"]
+    );
     rperm.exit();
     assert_eq!(
         log.take().await,
-        ["crash root/perm normal restart 1", "restarting root/perm 0ms", "start root/perm 1"]
+        [
+            "crash root/perm normal restart 1",
+            "restarting root/perm 0ms",
+            "start root/perm 1"
+        ]
     );
     tree.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
 async fn dynamic_pool_refuses_the_child_past_max_children() {
-    let spec = SupervisorSpec::new(Strategy::Dynamic { max_children: 2 }).policy(RestartPolicy::otp());
+    let spec =
+        SupervisorSpec::new(Strategy::Dynamic { max_children: 2 }).policy(RestartPolicy::otp());
     let sup = Supervisor::new("conns", spec).unwrap();
     let mut log = Log::new(sup.subscribe());
     let pool = sup.spawn();
@@ -114,7 +135,10 @@ async fn dynamic_pool_refuses_the_child_past_max_children() {
     pool.start_child(c2).await.unwrap();
     let err = pool.start_child(c3).await.unwrap_err();
     assert!(matches!(err, StartChildError::MaxChildren { max: 2, .. }));
-    assert_eq!(err.to_string(), "conns: refused child \"c3\": max_children 2 reached");
+    assert_eq!(
+        err.to_string(),
+        "conns: refused child \"c3\": max_children 2 reached"
+    );
     // A crashed dynamic child restarts alone; a removed one frees its slot.
     r2.crash();
     log.take().await;
@@ -122,17 +146,28 @@ async fn dynamic_pool_refuses_the_child_past_max_children() {
     pool.terminate_child("c1").await.unwrap();
     let (c3, _r3) = worker("c3");
     pool.start_child(c3).await.unwrap();
-    let ids: Vec<_> = pool.snapshot().children.iter().map(|c| c.id.to_string()).collect();
+    let ids: Vec<_> = pool
+        .snapshot()
+        .children
+        .iter()
+        .map(|c| c.id.to_string())
+        .collect();
     assert_eq!(ids, ["c2", "c3"]);
     assert!(matches!(
         pool.terminate_child("nope").await,
         Err(TerminateChildError::NotFound { .. })
     ));
     let (dup, _rd) = worker("c2");
-    assert!(matches!(pool.start_child(dup).await, Err(StartChildError::Spec(SpecError::DuplicateChild { .. }))));
+    assert!(matches!(
+        pool.start_child(dup).await,
+        Err(StartChildError::Spec(SpecError::DuplicateChild { .. }))
+    ));
     pool.shutdown().await.unwrap();
     let (late, _rl) = worker("late");
-    assert!(matches!(pool.start_child(late).await, Err(StartChildError::NotRunning(_))));
+    assert!(matches!(
+        pool.start_child(late).await,
+        Err(StartChildError::NotRunning(_))
+    ));
 }
 
 #[tokio::test(start_paused = true)]
@@ -149,7 +184,9 @@ async fn a_failing_start_is_a_start_failed_crash_under_the_policy() {
             }
         }
     });
-    let spec = SupervisorSpec::new(Strategy::OneForOne).policy(RestartPolicy::otp()).child(flaky);
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .policy(RestartPolicy::otp())
+        .child(flaky);
     let sup = Supervisor::new("root", spec).unwrap();
     let mut log = Log::new(sup.subscribe());
     let tree = sup.spawn();
@@ -163,12 +200,19 @@ async fn a_failing_start_is_a_start_failed_crash_under_the_policy() {
             "start root/flaky 2",
         ]
     );
-    let pool = Supervisor::new("pool", SupervisorSpec::new(Strategy::Dynamic { max_children: 4 }))
-        .unwrap()
-        .spawn();
-    let refused = ChildSpec::with_start("x", |_ctx| async { Err(Crash::new("io", "no such port")) });
+    let pool = Supervisor::new(
+        "pool",
+        SupervisorSpec::new(Strategy::Dynamic { max_children: 4 }),
+    )
+    .unwrap()
+    .spawn();
+    let refused =
+        ChildSpec::with_start("x", |_ctx| async { Err(Crash::new("io", "no such port")) });
     let err = pool.start_child(refused).await.unwrap_err().to_string();
-    assert_eq!(err, "pool: child \"x\" failed to start: start_failed: io: no such port");
+    assert_eq!(
+        err,
+        "pool: child \"x\" failed to start: start_failed: io: no such port"
+    );
     assert!(pool.snapshot().children.is_empty());
     tree.shutdown().await.unwrap();
 }
@@ -177,36 +221,62 @@ async fn a_failing_start_is_a_start_failed_crash_under_the_policy() {
 fn invalid_specs_are_refused_when_built_naming_child_and_reason() {
     let (a, _) = worker("a");
     let (a2, _) = worker("a");
-    let err = Supervisor::new("root", SupervisorSpec::new(Strategy::OneForOne).child(a).child(a2))
-        .err()
-        .unwrap();
+    let err = Supervisor::new(
+        "root",
+        SupervisorSpec::new(Strategy::OneForOne).child(a).child(a2),
+    )
+    .err()
+    .unwrap();
     assert_eq!(
         err.to_string(),
         "root: duplicate child id \"a\"; child ids must be unique among siblings"
     );
 
     let zero = RestartPolicy::default().intensity(0, Duration::ZERO);
-    let err = Supervisor::new("root", SupervisorSpec::new(Strategy::OneForOne).policy(zero))
-        .err()
-        .unwrap();
-    assert!(err.to_string().starts_with("root: invalid restart policy: period is 0 (intensity 0)"), "{err}");
+    let err = Supervisor::new(
+        "root",
+        SupervisorSpec::new(Strategy::OneForOne).policy(zero),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        err.to_string()
+            .starts_with("root: invalid restart policy: period is 0 (intensity 0)"),
+        "{err}"
+    );
 
-    let err = Supervisor::new("root", SupervisorSpec::new(Strategy::Dynamic { max_children: 0 }))
-        .err()
-        .unwrap();
-    assert_eq!(err.to_string(), "root: max_children is 0: no child could ever start; set it to at least 1");
+    let err = Supervisor::new(
+        "root",
+        SupervisorSpec::new(Strategy::Dynamic { max_children: 0 }),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "root: max_children is 0: no child could ever start; set it to at least 1"
+    );
 
     let (leaf, _) = worker("leaf");
     let bad = RestartPolicy::default().intensity(3, Duration::ZERO);
     let nested = SupervisorSpec::new(Strategy::OneForOne).child(leaf.policy(bad));
-    let err = Supervisor::new("root", SupervisorSpec::new(Strategy::OneForOne).child(ChildSpec::supervisor("barn", nested)))
-        .err()
-        .unwrap();
-    assert!(err.to_string().starts_with("root/barn/leaf: invalid restart policy"), "{err}");
+    let err = Supervisor::new(
+        "root",
+        SupervisorSpec::new(Strategy::OneForOne).child(ChildSpec::supervisor("barn", nested)),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        err.to_string()
+            .starts_with("root/barn/leaf: invalid restart policy"),
+        "{err}"
+    );
 
     let (slash, _) = worker("a/b");
-    let err = Supervisor::new("root", SupervisorSpec::new(Strategy::OneForOne).child(slash))
-        .err()
-        .unwrap();
+    let err = Supervisor::new(
+        "root",
+        SupervisorSpec::new(Strategy::OneForOne).child(slash),
+    )
+    .err()
+    .unwrap();
     assert!(matches!(err, SpecError::InvalidId { .. }), "{err}");
 }

@@ -1,4 +1,5 @@
 //! Intensity, backoff, quarantine and escalation on paused time.
+#![allow(clippy::unwrap_used)] // tests and examples may panic on setup errors
 
 mod common;
 
@@ -25,17 +26,17 @@ async fn the_sixth_restart_inside_the_period_exhausts_intensity_five() {
     for n in 1..=5 {
         sleep(10 * SECOND).await;
         ra.crash();
-        assert_eq!(log.take_kind("crash").await, [format!("crash root/a io restart {n}")]);
+        assert_eq!(
+            log.take_kind("crash").await,
+            [format!("crash root/a io restart {n}")]
+        );
     }
     // 50 s after the first restart: still inside the 60 s window.
     sleep(SECOND).await;
     ra.crash();
     assert_eq!(
         log.take().await,
-        [
-            "crash root/a io escalate 6",
-            "escalate root exhausted",
-        ]
+        ["crash root/a io escalate 6", "escalate root exhausted",]
     );
     let err = tree.wait().await.unwrap_err();
     assert_eq!(err.crash.reason, reason::EXHAUSTED);
@@ -59,7 +60,10 @@ async fn the_same_crashes_spread_beyond_the_period_never_exhaust() {
         ra.crash();
         let crashes = log.take_kind("crash").await;
         assert_eq!(crashes.len(), 1);
-        assert!(crashes[0].ends_with("restart 5") || !crashes[0].contains("escalate"), "{crashes:?}");
+        assert!(
+            crashes[0].ends_with("restart 5") || !crashes[0].contains("escalate"),
+            "{crashes:?}"
+        );
     }
     assert!(!tree.is_finished());
     tree.shutdown().await.unwrap();
@@ -70,9 +74,15 @@ async fn backoff_doubles_up_to_the_cap_and_resets_after_a_healthy_run() {
     let policy = RestartPolicy::default()
         .jitter(0.0)
         .intensity(100, Duration::from_secs(3600))
-        .backoff(Duration::from_millis(100), Duration::from_millis(1000), Duration::from_secs(60));
+        .backoff(
+            Duration::from_millis(100),
+            Duration::from_millis(1000),
+            Duration::from_secs(60),
+        );
     let (a, ra) = worker("a");
-    let spec = SupervisorSpec::new(Strategy::OneForOne).policy(policy).child(a);
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .policy(policy)
+        .child(a);
     let sup = Supervisor::new("root", spec).unwrap();
     let mut log = Log::new(sup.subscribe());
     let tree = sup.spawn();
@@ -82,10 +92,21 @@ async fn backoff_doubles_up_to_the_cap_and_resets_after_a_healthy_run() {
         ra.crash();
         let crashed = Instant::now();
         let events = log.take().await;
-        delays.push(events.iter().find(|e| e.starts_with("restarting")).cloned().unwrap());
+        delays.push(
+            events
+                .iter()
+                .find(|e| e.starts_with("restarting"))
+                .cloned()
+                .unwrap(),
+        );
         sleep(Duration::from_secs(2)).await;
         log.take().await;
-        let started = log.events.iter().rev().find(|e| matches!(e.kind, EventKind::Started { .. })).unwrap();
+        let started = log
+            .events
+            .iter()
+            .rev()
+            .find(|e| matches!(e.kind, EventKind::Started { .. }))
+            .unwrap();
         assert!(started.at > crashed);
     }
     assert_eq!(
@@ -102,7 +123,10 @@ async fn backoff_doubles_up_to_the_cap_and_resets_after_a_healthy_run() {
     // Healthy for backoff_reset: the next crash starts the series again.
     sleep(Duration::from_secs(60)).await;
     ra.crash();
-    assert!(log.take().await.contains(&"restarting root/a 100ms".to_string()));
+    assert!(log
+        .take()
+        .await
+        .contains(&"restarting root/a 100ms".to_string()));
     tree.shutdown().await.unwrap();
 }
 
@@ -110,7 +134,9 @@ async fn backoff_doubles_up_to_the_cap_and_resets_after_a_healthy_run() {
 async fn jitter_keeps_each_delay_within_twenty_percent() {
     let policy = RestartPolicy::default().intensity(1000, Duration::from_secs(1));
     let (a, ra) = worker("a");
-    let spec = SupervisorSpec::new(Strategy::OneForOne).policy(policy).child(a);
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .policy(policy)
+        .child(a);
     let sup = Supervisor::new("root", spec).unwrap().seed(7);
     let mut log = Log::new(sup.subscribe());
     let tree = sup.spawn();
@@ -130,7 +156,10 @@ async fn jitter_keeps_each_delay_within_twenty_percent() {
                 _ => None,
             })
             .unwrap();
-        assert!(delay >= Duration::from_millis(80) && delay <= Duration::from_millis(120), "{delay:?}");
+        assert!(
+            delay >= Duration::from_millis(80) && delay <= Duration::from_millis(120),
+            "{delay:?}"
+        );
         distinct.insert(delay);
     }
     assert!(distinct.len() > 10, "jitter varies: {distinct:?}");
@@ -154,7 +183,10 @@ async fn a_child_with_its_own_window_is_quarantined_while_siblings_run() {
     log.take().await;
     for n in 1..=2 {
         rbad.crash();
-        assert_eq!(log.take_kind("crash").await, [format!("crash root/bad io restart {n}")]);
+        assert_eq!(
+            log.take_kind("crash").await,
+            [format!("crash root/bad io restart {n}")]
+        );
     }
     rbad.crash();
     assert_eq!(
@@ -162,18 +194,27 @@ async fn a_child_with_its_own_window_is_quarantined_while_siblings_run() {
         ["crash root/bad io quarantine 3", "quarantine root/bad 600s"]
     );
     let snap = tree.snapshot();
-    assert_eq!(snap.find("root/bad").unwrap().state, ChildState::Quarantined);
+    assert_eq!(
+        snap.find("root/bad").unwrap().state,
+        ChildState::Quarantined
+    );
     assert_eq!(snap.find("root/good").unwrap().state, ChildState::Running);
     // The sibling's budget is untouched by bad's crashes: one restart is fine.
     rgood.crash();
-    assert_eq!(log.take_kind("crash").await, ["crash root/good io restart 1"]);
+    assert_eq!(
+        log.take_kind("crash").await,
+        ["crash root/good io restart 1"]
+    );
     // Retried after quarantine_for, with a clean window.
     sleep(Duration::from_secs(599)).await;
     assert!(log.take().await.is_empty());
     sleep(Duration::from_secs(1)).await;
     assert_eq!(log.take().await, ["start root/bad 3"]);
     rbad.crash();
-    assert_eq!(log.take_kind("crash").await, ["crash root/bad io restart 1"]);
+    assert_eq!(
+        log.take_kind("crash").await,
+        ["crash root/bad io restart 1"]
+    );
     tree.shutdown().await.unwrap();
 }
 
@@ -196,7 +237,12 @@ async fn exhaustion_escalates_through_two_levels_of_nesting() {
     let tree = sup.spawn();
     assert_eq!(
         log.take().await,
-        ["start root/bystander 0", "start root/middle/inner/leaf 0", "start root/middle/inner 0", "start root/middle 0"]
+        [
+            "start root/bystander 0",
+            "start root/middle/inner/leaf 0",
+            "start root/middle/inner 0",
+            "start root/middle 0"
+        ]
     );
     rleaf.crash();
     log.take().await;
@@ -220,13 +266,18 @@ async fn exhaustion_escalates_through_two_levels_of_nesting() {
 #[tokio::test(start_paused = true)]
 async fn a_panic_is_a_crash_with_its_message_and_the_supervisor_survives() {
     let (a, ra) = worker("a");
-    let spec = SupervisorSpec::new(Strategy::OneForOne).policy(RestartPolicy::otp()).child(a);
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .policy(RestartPolicy::otp())
+        .child(a);
     let sup = Supervisor::new("root", spec).unwrap();
     let mut log = Log::new(sup.subscribe());
     let tree = sup.spawn();
     log.take().await;
     ra.panic();
-    assert_eq!(log.take_kind("crash").await, ["crash root/a panic restart 1"]);
+    assert_eq!(
+        log.take_kind("crash").await,
+        ["crash root/a panic restart 1"]
+    );
     let message = log
         .events
         .iter()
@@ -236,6 +287,9 @@ async fn a_panic_is_a_crash_with_its_message_and_the_supervisor_survives() {
         })
         .unwrap();
     assert_eq!(message, "told to panic");
-    assert_eq!(tree.snapshot().find("root/a").unwrap().state, ChildState::Running);
+    assert_eq!(
+        tree.snapshot().find("root/a").unwrap().state,
+        ChildState::Running
+    );
     tree.shutdown().await.unwrap();
 }

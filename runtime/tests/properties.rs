@@ -1,6 +1,7 @@
 //! Property: whatever the crash sequence, a supervisor never restarts more
 //! than `intensity` times within `period`, gives up exactly when one more
 //! restart would exceed it, and never restarts a child that should stay down.
+#![allow(clippy::unwrap_used)] // tests and examples may panic on setup errors
 
 mod common;
 
@@ -8,7 +9,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{worker, Log, Remote};
-use edgevisor_runtime::{Action, EventKind, Restart, RestartPolicy, StopReason, Strategy as Kind, Supervisor, SupervisorSpec};
+use edgevisor_runtime::{
+    Action, EventKind, Restart, RestartPolicy, StopReason, Strategy as Kind, Supervisor,
+    SupervisorSpec,
+};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -29,7 +33,11 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn restart_type() -> impl Strategy<Value = Restart> {
-    prop_oneof![Just(Restart::Permanent), Just(Restart::Transient), Just(Restart::Temporary)]
+    prop_oneof![
+        Just(Restart::Permanent),
+        Just(Restart::Transient),
+        Just(Restart::Temporary)
+    ]
 }
 
 fn strategy() -> impl Strategy<Value = Kind> {
@@ -57,7 +65,9 @@ async fn run(case: Case) {
         spec = spec.child(child.restart(*restart));
         remotes.push(remote);
     }
-    let sup = Supervisor::new("root", spec).unwrap().event_capacity(100_000);
+    let sup = Supervisor::new("root", spec)
+        .unwrap()
+        .event_capacity(100_000);
     let mut log = Log::new(sup.subscribe());
     let tree = sup.spawn();
     log.take().await;
@@ -87,7 +97,10 @@ async fn run(case: Case) {
                     .count() as u32;
                 match action {
                     Action::Restart { .. } => {
-                        assert!(in_window < case.intensity, "restart beyond intensity at {path}");
+                        assert!(
+                            in_window < case.intensity,
+                            "restart beyond intensity at {path}"
+                        );
                         restart_times.push(event.at);
                     }
                     Action::Escalate => {
@@ -96,7 +109,9 @@ async fn run(case: Case) {
                     Action::None | Action::Quarantine { .. } => {}
                 }
             }
-            EventKind::Stopped { reason: StopReason::Exited | StopReason::Crashed } => {
+            EventKind::Stopped {
+                reason: StopReason::Exited | StopReason::Crashed,
+            } => {
                 down_for_good.insert(path, true);
             }
             EventKind::Started { .. } => {

@@ -2,6 +2,7 @@
 //! owns a token bucket and answers calls over a channel), under one_for_one.
 //! Bad input crashes it; it restarts with a fresh bucket, and a caller whose
 //! call was in flight gets an error instead of hanging.
+#![allow(clippy::unwrap_used)] // tests and examples may panic on setup errors
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,9 +30,16 @@ enum CallError {
 }
 
 async fn call(registry: &Registry, n: i64) -> Result<bool, CallError> {
-    let mailbox = registry.lock().unwrap().clone().ok_or(CallError::NotRunning)?;
+    let mailbox = registry
+        .lock()
+        .unwrap()
+        .clone()
+        .ok_or(CallError::NotRunning)?;
     let (reply, answer) = oneshot::channel();
-    mailbox.send(Take { n, reply }).await.map_err(|_| CallError::NotRunning)?;
+    mailbox
+        .send(Take { n, reply })
+        .await
+        .map_err(|_| CallError::NotRunning)?;
     answer.await.map_err(|_| CallError::Crashed)
 }
 
@@ -50,7 +58,9 @@ fn limiter(registry: Registry, capacity: i64, per_second: i64) -> ChildSpec {
                     _ = ctx.shutdown_requested() => return Ok(()),
                     take = rx.recv() => take,
                 };
-                let Some(Take { n, reply }) = take else { return Ok(()) };
+                let Some(Take { n, reply }) = take else {
+                    return Ok(());
+                };
                 if n < 0 {
                     // The reply sender drops with this frame: the caller sees
                     // the crash instead of waiting forever.
@@ -116,7 +126,9 @@ async fn state_survives_restarts_only_when_the_child_keeps_it_on_purpose() {
             Ok(())
         }
     });
-    let spec = SupervisorSpec::new(Strategy::OneForOne).policy(RestartPolicy::otp()).child(child);
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .policy(RestartPolicy::otp())
+        .child(child);
     let tree = Supervisor::new("root", spec).unwrap().spawn();
     tokio::time::sleep(Duration::from_millis(1)).await;
     call(&registry, 1).await.unwrap();

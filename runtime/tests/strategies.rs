@@ -1,5 +1,6 @@
 //! The four strategies on paused time: which siblings a crash takes along and
 //! in which order they stop and start again.
+#![allow(clippy::unwrap_used)] // tests and examples may panic on setup errors
 
 mod common;
 
@@ -23,7 +24,10 @@ async fn started(spec: SupervisorSpec) -> (edgevisor_runtime::SupervisorHandle, 
     let sup = Supervisor::new("root", spec).unwrap().seed(1);
     let mut log = Log::new(sup.subscribe());
     let handle = sup.spawn();
-    assert_eq!(log.take().await, ["start root/a 0", "start root/b 0", "start root/c 0"]);
+    assert_eq!(
+        log.take().await,
+        ["start root/a 0", "start root/b 0", "start root/c 0"]
+    );
     (handle, log)
 }
 
@@ -34,7 +38,11 @@ async fn one_for_one_restarts_only_the_failed_child() {
     remotes[1].crash();
     assert_eq!(
         log.take().await,
-        ["crash root/b io restart 1", "restarting root/b 0ms", "start root/b 1"]
+        [
+            "crash root/b io restart 1",
+            "restarting root/b 0ms",
+            "start root/b 1"
+        ]
     );
     tree.shutdown().await.unwrap();
 }
@@ -93,7 +101,11 @@ async fn rest_for_one_restarts_the_failed_child_and_those_after_it() {
     remotes[3].crash();
     assert_eq!(
         log.take().await,
-        ["crash root/d io restart 2", "restarting root/d 0ms", "start root/d 2"]
+        [
+            "crash root/d io restart 2",
+            "restarting root/d 0ms",
+            "start root/d 2"
+        ]
     );
     tree.shutdown().await.unwrap();
 }
@@ -120,7 +132,10 @@ async fn one_for_all_leaves_a_temporary_sibling_down() {
             "start root/a 1",
         ]
     );
-    assert!(tree.snapshot().find("root/t").is_none(), "temporary sibling is removed");
+    assert!(
+        tree.snapshot().find("root/t").is_none(),
+        "temporary sibling is removed"
+    );
     tree.shutdown().await.unwrap();
 }
 
@@ -129,7 +144,10 @@ async fn group_restart_waits_for_the_backoff_then_starts_in_order() {
     let policy = RestartPolicy::default().jitter(0.0);
     let (a, _ra) = worker("a");
     let (b, rb) = worker("b");
-    let spec = SupervisorSpec::new(Strategy::OneForAll).policy(policy).child(a).child(b);
+    let spec = SupervisorSpec::new(Strategy::OneForAll)
+        .policy(policy)
+        .child(a)
+        .child(b);
     let sup = Supervisor::new("root", spec).unwrap();
     let mut log = Log::new(sup.subscribe());
     let tree = sup.spawn();
@@ -138,7 +156,12 @@ async fn group_restart_waits_for_the_backoff_then_starts_in_order() {
     rb.crash();
     assert_eq!(
         log.take().await,
-        ["crash root/b io restart 1", "stop root/a shutdown", "restarting root/a 100ms", "restarting root/b 100ms"],
+        [
+            "crash root/b io restart 1",
+            "stop root/a shutdown",
+            "restarting root/a 100ms",
+            "restarting root/b 100ms"
+        ],
         "nothing restarts before the backoff"
     );
     tokio::time::sleep(Duration::from_millis(150)).await;

@@ -133,7 +133,8 @@ impl Core {
 
     async fn serve(&mut self) -> Result<(), Crash> {
         let stop = self.shared.stop.clone();
-        let mut sleep: std::pin::Pin<Box<Sleep>> = Box::pin(tokio::time::sleep(std::time::Duration::ZERO));
+        let mut sleep: std::pin::Pin<Box<Sleep>> =
+            Box::pin(tokio::time::sleep(std::time::Duration::ZERO));
         loop {
             let next = self.timers.next_deadline();
             if let Some(at) = next {
@@ -229,7 +230,11 @@ impl Core {
 
     /// Runs the start function (catching a panic in it) or builds a nested
     /// supervisor.
-    fn call_start(&mut self, spec: &ChildSpec, ctx: ChildContext) -> (Result<Starting, Crash>, Option<Arc<Shared>>) {
+    fn call_start(
+        &mut self,
+        spec: &ChildSpec,
+        ctx: ChildContext,
+    ) -> (Result<Starting, Crash>, Option<Arc<Shared>>) {
         match &spec.start {
             ChildStart::Worker(start) => {
                 let result = std::panic::catch_unwind(AssertUnwindSafe(|| start(ctx)));
@@ -237,9 +242,18 @@ impl Core {
             }
             ChildStart::Supervisor(nested_spec) => {
                 let path: Arc<str> = format!("{}/{}", self.shared.path, spec.id).into();
-                let (shared, commands) =
-                    Shared::new(path, nested_spec.strategy, self.shared.bus.clone(), ctx.stop);
-                let mut core = Core::new(shared.clone(), commands, nested_spec.clone(), self.rng.u64(..));
+                let (shared, commands) = Shared::new(
+                    path,
+                    nested_spec.strategy,
+                    self.shared.bus.clone(),
+                    ctx.stop,
+                );
+                let mut core = Core::new(
+                    shared.clone(),
+                    commands,
+                    nested_spec.clone(),
+                    self.rng.u64(..),
+                );
                 let start_phase = async move {
                     core.start_initial().await;
                     Ok(Running::new(core.run_started()))
@@ -260,19 +274,29 @@ impl Core {
             child.task = None;
             child.stop = None;
             child.nested = None;
-            let ending = if exit.outcome.is_ok() { Ending::Normal } else { Ending::Crash };
+            let ending = if exit.outcome.is_ok() {
+                Ending::Normal
+            } else {
+                Ending::Crash
+            };
             let crash = match exit.outcome {
                 Err(crash) => Some(crash),
-                Ok(()) if child.spec.restart == crate::child::Restart::Permanent => Some(Crash::new(
-                    reason::NORMAL,
-                    "exited normally; permanent children are always restarted",
-                )),
+                Ok(()) if child.spec.restart == crate::child::Restart::Permanent => {
+                    Some(Crash::new(
+                        reason::NORMAL,
+                        "exited normally; permanent children are always restarted",
+                    ))
+                }
                 Ok(()) => None,
             };
             if let Some(crash) = &crash {
                 child.last_reason = Some(crash.reason.clone());
             }
-            let policy = child.spec.policy.clone().unwrap_or_else(|| Arc::new(self.spec.policy.clone()));
+            let policy = child
+                .spec
+                .policy
+                .clone()
+                .unwrap_or_else(|| Arc::new(self.spec.policy.clone()));
             let window = child.window.as_mut().unwrap_or(&mut self.window);
             let facts = Exit {
                 ending,
@@ -322,7 +346,9 @@ impl Core {
         let now = Instant::now();
         let id = {
             let mut table = self.shared.table();
-            let Some(child) = table.get_mut(key) else { return };
+            let Some(child) = table.get_mut(key) else {
+                return;
+            };
             child.set_state(ChildState::Stopped, now);
             let id = child.spec.id.clone();
             if matches!(self.shared.strategy, Strategy::Dynamic { .. }) {
@@ -330,14 +356,19 @@ impl Core {
             }
             id
         };
-        let reason = if crashed { StopReason::Crashed } else { StopReason::Exited };
+        let reason = if crashed {
+            StopReason::Crashed
+        } else {
+            StopReason::Exited
+        };
         self.emit(&id, || EventKind::Stopped { reason });
     }
 
     async fn fire_timers(&mut self) {
         for (key, epoch) in self.timers.due(Instant::now()) {
             let due = self.shared.table().get_mut(key).is_some_and(|c| {
-                c.epoch == epoch && matches!(c.state, ChildState::Restarting | ChildState::Quarantined)
+                c.epoch == epoch
+                    && matches!(c.state, ChildState::Restarting | ChildState::Quarantined)
             });
             if due {
                 self.start_or_report(key, true).await;
@@ -441,7 +472,11 @@ async fn run_child(body: Running, key: u64, epoch: u32, exits: mpsc::UnboundedSe
         .await
         .unwrap_or_else(|panic| Err(Crash::from_panic(panic)));
     // The supervisor may be gone (shutting down); then nobody needs to know.
-    let _ = exits.send(ExitMsg { key, epoch, outcome });
+    let _ = exits.send(ExitMsg {
+        key,
+        epoch,
+        outcome,
+    });
 }
 
 /// A start-phase error keeps its message and evidence under reason

@@ -81,12 +81,15 @@ impl Supervisor {
     /// Starts the tree and returns the task too, for callers that want to
     /// await its end directly.
     pub fn spawn_task(self) -> (SupervisorHandle, JoinHandle<Result<(), Exhausted>>) {
-        let (shared, commands) =
-            Shared::new(self.name.clone(), self.spec.strategy, self.bus, Default::default());
+        let (shared, commands) = Shared::new(
+            self.name.clone(),
+            self.spec.strategy,
+            self.bus,
+            Default::default(),
+        );
         let handle = SupervisorHandle::new(shared.clone());
         let core = Core::new(shared, commands, Arc::new(self.spec), self.seed);
         let task = tokio::spawn(core.run_root());
         (handle, task)
     }
 }
-

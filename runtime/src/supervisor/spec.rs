@@ -86,7 +86,8 @@ impl SupervisorSpec {
             if max_children == 0 {
                 return Err(SpecError::Dynamic {
                     supervisor: path.to_string(),
-                    why: "max_children is 0: no child could ever start; set it to at least 1".into(),
+                    why: "max_children is 0: no child could ever start; set it to at least 1"
+                        .into(),
                 });
             }
             if self.children.len() > max_children {
@@ -124,7 +125,9 @@ pub(crate) fn validate_child(supervisor: &str, child: &ChildSpec) -> Result<(), 
         return Err(invalid("ids must not be empty"));
     }
     if child.id.contains('/') {
-        return Err(invalid("ids must not contain '/', which separates path segments"));
+        return Err(invalid(
+            "ids must not contain '/', which separates path segments",
+        ));
     }
     let path = format!("{supervisor}/{}", child.id);
     if let Some(policy) = &child.policy {

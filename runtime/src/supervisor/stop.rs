@@ -96,7 +96,9 @@ impl Core {
                 .collect();
             let ids: Vec<Arc<str>> = stopping.iter().map(|s| s.id.clone()).collect();
             let reasons = futures_util::future::join_all(
-                stopping.into_iter().map(|s| stop_task(s.task, s.stop, s.shutdown)),
+                stopping
+                    .into_iter()
+                    .map(|s| stop_task(s.task, s.stop, s.shutdown)),
             )
             .await;
             for (id, reason) in ids.iter().zip(reasons) {

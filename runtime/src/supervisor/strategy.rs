@@ -33,7 +33,9 @@ impl Core {
         for key in group {
             let scheduled = {
                 let mut table = self.shared.table();
-                let Some(child) = table.get_mut(key) else { continue };
+                let Some(child) = table.get_mut(key) else {
+                    continue;
+                };
                 let joins = key == failed || child.state == ChildState::Restarting;
                 if !joins {
                     continue;
@@ -82,7 +84,9 @@ impl Core {
         let now = Instant::now();
         let id = {
             let mut table = self.shared.table();
-            let Some(child) = table.get_mut(key) else { return };
+            let Some(child) = table.get_mut(key) else {
+                return;
+            };
             child.epoch = child.epoch.wrapping_add(1);
             child.set_state(ChildState::Quarantined, now);
             child.backoff.reset();

@@ -1,6 +1,6 @@
 //! Test kit: workers the test crashes by remote control, and an event log
 //! that renders events as short strings so sequences can be compared whole.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)] // shared by several test files; tests may panic on setup errors
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,8 +73,17 @@ pub fn describe(event: &Event) -> String {
     let path = &event.path;
     match &event.kind {
         EventKind::Started { restarts } => format!("start {path} {restarts}"),
-        EventKind::Crashed { crash, restarts_in_window, action, .. } => {
-            format!("crash {path} {} {} {restarts_in_window}", crash.reason, action.as_str())
+        EventKind::Crashed {
+            crash,
+            restarts_in_window,
+            action,
+            ..
+        } => {
+            format!(
+                "crash {path} {} {} {restarts_in_window}",
+                crash.reason,
+                action.as_str()
+            )
         }
         EventKind::Restarting { delay } => format!("restarting {path} {}ms", delay.as_millis()),
         EventKind::Quarantined { for_ } => format!("quarantine {path} {}s", for_.as_secs()),
@@ -99,7 +108,10 @@ pub struct Log {
 
 impl Log {
     pub fn new(rx: broadcast::Receiver<Arc<Event>>) -> Self {
-        Self { rx, events: Vec::new() }
+        Self {
+            rx,
+            events: Vec::new(),
+        }
     }
 
     /// Settles the tree, then returns the events that arrived since the last
@@ -116,6 +128,10 @@ impl Log {
 
     /// Only the rendered events that start with `prefix`.
     pub async fn take_kind(&mut self, prefix: &str) -> Vec<String> {
-        self.take().await.into_iter().filter(|e| e.starts_with(prefix)).collect()
+        self.take()
+            .await
+            .into_iter()
+            .filter(|e| e.starts_with(prefix))
+            .collect()
     }
 }
