@@ -1,0 +1,31 @@
+//! The command line of SPEC section 6, parsed with clap.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// An Erlang/OTP-style supervisor for IoT edge gateways.
+#[derive(Debug, Parser)]
+#[command(name = "edgevisor", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (exit 0 clean stop, 2 bad config, 3 root supervisor gave up).
+    Run {
+        /// The config file.
+        #[arg(long, default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Validate a config: every error as FILE:LINE:COL, or the tree it would build.
+    Check {
+        /// The config file.
+        #[arg(long, default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+}

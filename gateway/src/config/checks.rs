@@ -1,0 +1,156 @@
+//! Checks of single values: ids, broker URLs, addresses and MQTT topic
+//! filters. Each returns a message and a hint a person can act on.
+
+use super::BrokerUrl;
+
+/// `[A-Za-z0-9_-]{1,64}`: safe as an MQTT topic level and a path segment.
+pub fn id(kind: &str, id: &str) -> Result<(), (String, String)> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        return Ok(());
+    }
+    Err((
+        format!("invalid {kind} id {id:?}"),
+        "use 1 to 64 characters from A-Z a-z 0-9 _ - (it becomes an MQTT topic level)".into(),
+    ))
+}
+
+/// `mqtt://host[:port]` or `mqtts://host[:port]`.
+pub fn broker_url(url: &str) -> Result<BrokerUrl, (String, String)> {
+    let hint = || "write it as mqtt://host:1883 or mqtts://host:8883".to_string();
+    let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtt://") {
+        (false, rest)
+    } else if let Some(rest) = url.strip_prefix("mqtts://") {
+        (true, rest)
+    } else {
+        return Err((
+            format!("unsupported broker URL {url:?}: the scheme must be mqtt:// or mqtts://"),
+            hint(),
+        ));
+    };
+    let rest = rest.trim_end_matches('/');
+    let default_port = if tls { 8883 } else { 1883 };
+    let (host, port) = split_host_port(rest)
+        .map_err(|why| (format!("invalid broker URL {url:?}: {why}"), hint()))?;
+    Ok(BrokerUrl {
+        tls,
+        host: host.to_string(),
+        port: port.unwrap_or(default_port),
+    })
+}
+
+/// `host:port` for a TCP sensor (a name or an address; the port is required).
+pub fn host_port(address: &str) -> Result<(), (String, String)> {
+    let hint = || "write it as host:port, e.g. 192.168.1.40:4001 or weather.local:4001".to_string();
+    match split_host_port(address) {
+        Ok((_, Some(_))) => Ok(()),
+        Ok((_, None)) => Err((format!("address {address:?} has no port"), hint())),
+        Err(why) => Err((format!("invalid address {address:?}: {why}"), hint())),
+    }
+}
+
+fn split_host_port(s: &str) -> Result<(&str, Option<u16>), String> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or("unclosed '[' in IPv6 address")?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match s.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (s, None),
+        }
+    };
+    if host.is_empty() || host.contains(['/', ' ', '@']) {
+        return Err("missing or invalid host".into());
+    }
+    let port = match port {
+        Some(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or(format!("invalid port {p:?}"))?,
+        ),
+        None => None,
+    };
+    Ok((host, port))
+}
+
+/// An MQTT topic filter: non-empty, `#` only as the whole last level, `+`
+/// only as a whole level, no NUL.
+pub fn topic_filter(filter: &str) -> Result<(), (String, String)> {
+    let hint = || {
+        "a filter is levels separated by '/', where '+' is a whole level and '#' only the last, e.g. zigbee2mqtt/+ or sensors/#".to_string()
+    };
+    if filter.is_empty() || filter.contains('\0') {
+        return Err((format!("invalid topic filter {filter:?}"), hint()));
+    }
+    let levels: Vec<&str> = filter.split('/').collect();
+    for (i, level) in levels.iter().enumerate() {
+        let wildcard_misused = (level.contains('#') && (*level != "#" || i + 1 != levels.len()))
+            || (level.contains('+') && *level != "+");
+        if wildcard_misused {
+            return Err((
+                format!("invalid topic filter {filter:?}: misplaced wildcard in level {level:?}"),
+                hint(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A topic prefix: one or more levels without wildcards.
+pub fn topic_prefix(prefix: &str) -> Result<(), (String, String)> {
+    let bad = prefix.is_empty()
+        || prefix.starts_with('/')
+        || prefix.ends_with('/')
+        || prefix.contains(['+', '#', '\0']);
+    if bad {
+        return Err((
+            format!("invalid topic_prefix {prefix:?}"),
+            "use plain topic levels without wildcards or a leading/trailing '/', e.g. \"edgevisor\"".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls() {
+        let u = broker_url("mqtt://broker.example:1883").unwrap();
+        assert_eq!(
+            (u.tls, u.host.as_str(), u.port),
+            (false, "broker.example", 1883)
+        );
+        assert_eq!(broker_url("mqtts://b").unwrap().port, 8883);
+        assert_eq!(broker_url("mqtt://[::1]:1884").unwrap().host, "::1");
+        assert!(broker_url("http://b:1883").is_err());
+        assert!(broker_url("mqtt://:1883").is_err());
+        assert!(broker_url("mqtt://b:99999").is_err());
+    }
+
+    #[test]
+    fn topic_filters() {
+        for ok in ["zigbee2mqtt/+", "a/#", "#", "+/+/x", "a/b"] {
+            assert!(topic_filter(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a/#/b", "a/b#", "a+/b", "a/+x"] {
+            assert!(topic_filter(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ids_and_addresses() {
+        assert!(id("sensor", "barn-gps_2").is_ok());
+        assert!(id("sensor", "barn/gps").is_err());
+        assert!(id("sensor", "").is_err());
+        assert!(host_port("192.168.1.40:4001").is_ok());
+        assert!(host_port("weather.local:4001").is_ok());
+        assert!(host_port("weather.local").is_err());
+    }
+}

@@ -1,0 +1,244 @@
+//! The gateway's configuration: one TOML file (SPEC section 3), parsed with
+//! every error collected and located, checked across tables, and resolved
+//! into plain values with every default filled in.
+//!
+//! - `raw`: the file as written (serde, `deny_unknown_fields`);
+//! - `values`: durations, sizes and the closed sets of words;
+//! - `parse`: TOML to raw tables, one table at a time so that one bad table
+//!   does not hide the errors of the next;
+//! - `resolve`: cross-table checks and defaults, giving a [`Config`];
+//! - `diagnostics`: `FILE:LINE:COL: message` plus a hint;
+//! - `summary`: what `edgevisor check` prints for a valid file.
+
+mod checks;
+mod diagnostics;
+mod parse;
+mod raw;
+mod resolve;
+mod summary;
+mod values;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use diagnostics::{ConfigError, ConfigErrors};
+pub use summary::summary;
+pub use values::{
+    Checksum, CodecName, GroupStrategy, OnCorrupt, OnExhausted, Parity, RestartWord, Transport,
+};
+
+/// Where the service looks for its config unless told otherwise.
+pub const DEFAULT_PATH: &str = "/etc/edgevisor/edgevisor.toml";
+
+/// A checked config with every default applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// `[gateway]`.
+    pub gateway: GatewayConfig,
+    /// `[upstream]`.
+    pub upstream: UpstreamConfig,
+    /// `[supervisor]`: the root's policy (the root always escalates).
+    pub root: Policy,
+    /// The root's children, in the order the file lists sensors (a group
+    /// takes the place of its first member).
+    pub children: Vec<RootChild>,
+}
+
+/// A child of the root supervisor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RootChild {
+    /// A sensor outside any group.
+    Sensor(SensorConfig),
+    /// A group of sensors under its own supervisor.
+    Group(GroupConfig),
+}
+
+/// `[gateway]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// Name in topics: `[A-Za-z0-9_-]{1,64}`.
+    pub id: String,
+    /// Outbox and boot counter; default `/var/lib/edgevisor`.
+    pub state_dir: PathBuf,
+}
+
+/// A broker address from an `mqtt://` or `mqtts://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    /// `mqtts://`.
+    pub tls: bool,
+    /// Host name or address.
+    pub host: String,
+    /// Port; default 1883, or 8883 with TLS.
+    pub port: u16,
+}
+
+impl std::fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        write!(f, "{scheme}://{}:{}", self.host, self.port)
+    }
+}
+
+/// `[upstream]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    /// The broker.
+    pub url: BrokerUrl,
+    /// Default `edgevisor-<gateway.id>`.
+    pub client_id: String,
+    /// Optional user name.
+    pub username: Option<String>,
+    /// File holding the password; read at start, never logged.
+    pub password_file: Option<PathBuf>,
+    /// Extra CA certificates (PEM) for `mqtts://`.
+    pub ca_file: Option<PathBuf>,
+    /// Default `edgevisor`.
+    pub topic_prefix: String,
+    /// Default 30 s.
+    pub keep_alive: Duration,
+    /// Default 64 MiB.
+    pub outbox_max_bytes: u64,
+}
+
+/// A resolved restart policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Restarts allowed in `period` (>= 1).
+    pub intensity: u32,
+    /// Window length.
+    pub period: Duration,
+    /// First backoff delay.
+    pub backoff_initial: Duration,
+    /// Largest backoff delay.
+    pub backoff_max: Duration,
+    /// Healthy run that resets the backoff.
+    pub backoff_reset: Duration,
+    /// Escalate or quarantine.
+    pub on_exhausted: OnExhausted,
+    /// Quarantine length.
+    pub quarantine_for: Duration,
+}
+
+/// A `[[group]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupConfig {
+    /// Its id (a path segment under `root`).
+    pub id: String,
+    /// Its strategy; default one_for_one.
+    pub strategy: GroupStrategy,
+    /// The group supervisor's own policy (the window of the group as a whole).
+    pub policy: Policy,
+    /// Members in the order the group lists them.
+    pub sensors: Vec<SensorConfig>,
+}
+
+/// A `[[sensor]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SensorConfig {
+    /// Unique, topic-safe id.
+    pub id: String,
+    /// How it is reached.
+    pub link: LinkConfig,
+    /// Wire format.
+    pub codec: CodecName,
+    /// Largest frame; default 4096, NMEA 256.
+    pub max_frame: usize,
+    /// NMEA only: a missing `*HH` is corrupt.
+    pub checksum_required: bool,
+    /// Crash or skip on a corrupt frame.
+    pub on_corrupt: OnCorrupt,
+    /// OTP restart type; default permanent.
+    pub restart: RestartWord,
+    /// Silence longer than this ends the link with reason `timeout`.
+    pub read_timeout: Duration,
+    /// The sensor's own restart window (sensor, then group, then supervisor keys).
+    pub policy: Policy,
+}
+
+/// Transport settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkConfig {
+    /// A serial port.
+    Serial {
+        /// Path, preferably `/dev/serial/by-id/...`.
+        device: PathBuf,
+        /// Default 9600.
+        baud: u32,
+        /// 5 to 8; default 8.
+        data_bits: u8,
+        /// Default none.
+        parity: Parity,
+        /// 1 or 2; default 1.
+        stop_bits: u8,
+    },
+    /// The gateway connects to `address`.
+    Tcp {
+        /// `host:port`.
+        address: String,
+        /// Default 10 s.
+        connect_timeout: Duration,
+    },
+    /// Sensors connect to `listen`.
+    TcpListen {
+        /// Bound address.
+        listen: SocketAddr,
+        /// Default 256; further connections are refused and counted.
+        max_connections: usize,
+    },
+    /// Subscribe on a local broker.
+    Mqtt {
+        /// The local broker.
+        url: BrokerUrl,
+        /// Topic filters.
+        topics: Vec<String>,
+    },
+}
+
+impl LinkConfig {
+    /// The transport word.
+    pub fn transport(&self) -> Transport {
+        match self {
+            LinkConfig::Serial { .. } => Transport::Serial,
+            LinkConfig::Tcp { .. } => Transport::Tcp,
+            LinkConfig::TcpListen { .. } => Transport::TcpListen,
+            LinkConfig::Mqtt { .. } => Transport::Mqtt,
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and checks the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors::whole_file(
+                path,
+                format!("cannot read the config file: {e}"),
+                format!("pass --config PATH, or create {DEFAULT_PATH}"),
+            )
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and checks `text` as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        let raw = parse::parse(text);
+        let (config, mut problems) = resolve::resolve(path, text, raw.document);
+        problems.extend(raw.problems);
+        match config {
+            Some(config) if problems.is_empty() => Ok(config),
+            _ => Err(ConfigErrors::locate(path, text, problems)),
+        }
+    }
+
+    /// Every sensor, grouped or not, in tree order.
+    pub fn sensors(&self) -> impl Iterator<Item = &SensorConfig> {
+        self.children.iter().flat_map(|child| match child {
+            RootChild::Sensor(sensor) => std::slice::from_ref(sensor).iter(),
+            RootChild::Group(group) => group.sensors.iter(),
+        })
+    }
+}

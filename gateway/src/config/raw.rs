@@ -1,0 +1,140 @@
+//! The config file as written: one serde struct per table, with
+//! `deny_unknown_fields`, every key optional where SPEC gives a default, and
+//! spans kept on the values that cross-field checks point at.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::values::{
+    Checksum, CodecName, Dur, GroupStrategy, OnCorrupt, OnExhausted, Parity, RestartWord, Size,
+    Transport,
+};
+
+/// Declares a table struct that also takes every `[supervisor]` key, since
+/// groups and sensors may override any of them.
+macro_rules! with_policy {
+    ($(#[$doc:meta])* pub struct $name:ident { $($(#[$fdoc:meta])* pub $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$fdoc])* pub $field: $ty,)*
+            /// Restarts allowed within `period`.
+            pub intensity: Option<Spanned<i64>>,
+            /// Length of the restart window.
+            pub period: Option<Dur>,
+            /// First backoff delay.
+            pub backoff_initial: Option<Dur>,
+            /// Largest backoff delay.
+            pub backoff_max: Option<Dur>,
+            /// Healthy run that resets the backoff.
+            pub backoff_reset: Option<Dur>,
+            /// Escalate or quarantine.
+            pub on_exhausted: Option<Spanned<OnExhausted>>,
+            /// Quarantine length.
+            pub quarantine_for: Option<Dur>,
+        }
+
+        impl $name {
+            /// The policy keys of this table.
+            pub fn policy(&self) -> RawPolicy {
+                RawPolicy {
+                    intensity: self.intensity.clone(),
+                    period: self.period,
+                    backoff_initial: self.backoff_initial,
+                    backoff_max: self.backoff_max,
+                    backoff_reset: self.backoff_reset,
+                    on_exhausted: self.on_exhausted.clone(),
+                    quarantine_for: self.quarantine_for,
+                }
+            }
+        }
+    };
+}
+
+/// The `[supervisor]` keys of one table, each unset unless written.
+#[derive(Debug, Clone, Default)]
+pub struct RawPolicy {
+    pub intensity: Option<Spanned<i64>>,
+    pub period: Option<Dur>,
+    pub backoff_initial: Option<Dur>,
+    pub backoff_max: Option<Dur>,
+    pub backoff_reset: Option<Dur>,
+    pub on_exhausted: Option<Spanned<OnExhausted>>,
+    pub quarantine_for: Option<Dur>,
+}
+
+/// The top-level keys the file may have.
+pub const TOP_LEVEL: &[&str] = &["gateway", "upstream", "supervisor", "group", "sensor"];
+
+/// `[gateway]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGateway {
+    /// The gateway's name in topics.
+    pub id: Spanned<String>,
+    /// Where the outbox and boot counter live.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `[upstream]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// `mqtt://host:port` or `mqtts://host:port`.
+    pub url: Spanned<String>,
+    pub client_id: Option<Spanned<String>>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// PEM file of extra CA certificates for `mqtts://`.
+    pub ca_file: Option<PathBuf>,
+    pub topic_prefix: Option<Spanned<String>>,
+    pub keep_alive: Option<Dur>,
+    pub outbox_max_bytes: Option<Size>,
+}
+
+with_policy!(
+    /// `[supervisor]`: the root's policy and the defaults of every sensor.
+    pub struct RawSupervisor {}
+);
+
+with_policy!(
+    /// One `[[group]]`.
+    pub struct RawGroup {
+        pub id: Spanned<String>,
+        pub strategy: Option<GroupStrategy>,
+        pub sensors: Vec<Spanned<String>>,
+    }
+);
+
+with_policy!(
+    /// One `[[sensor]]`; transport-specific keys are checked against the
+    /// transport after parsing.
+    pub struct RawSensor {
+        pub id: Spanned<String>,
+        pub transport: Spanned<Transport>,
+        pub codec: Spanned<CodecName>,
+        pub checksum: Option<Spanned<Checksum>>,
+        pub max_frame: Option<Spanned<Size>>,
+        pub on_corrupt: Option<OnCorrupt>,
+        pub restart: Option<RestartWord>,
+        pub read_timeout: Option<Dur>,
+        // serial
+        pub device: Option<Spanned<String>>,
+        pub baud: Option<Spanned<i64>>,
+        pub data_bits: Option<Spanned<i64>>,
+        pub parity: Option<Spanned<Parity>>,
+        pub stop_bits: Option<Spanned<i64>>,
+        // tcp
+        pub address: Option<Spanned<String>>,
+        pub connect_timeout: Option<Spanned<Dur>>,
+        // tcp-listen
+        pub listen: Option<Spanned<String>>,
+        pub max_connections: Option<Spanned<i64>>,
+        // mqtt
+        pub url: Option<Spanned<String>>,
+        pub topics: Option<Spanned<Vec<Spanned<String>>>>,
+    }
+);

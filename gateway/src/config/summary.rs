@@ -1,0 +1,90 @@
+//! What `edgevisor check` prints for a valid config: the tree it would
+//! build, one line per supervisor and sensor, with the policy that applies.
+
+use std::fmt::Write;
+
+use super::{Config, LinkConfig, Policy, RootChild, SensorConfig};
+
+fn policy(p: &Policy) -> String {
+    format!(
+        "{} in {}, backoff {}..{}, then {}{}",
+        p.intensity,
+        humantime::format_duration(p.period),
+        humantime::format_duration(p.backoff_initial),
+        humantime::format_duration(p.backoff_max),
+        p.on_exhausted,
+        match p.on_exhausted {
+            super::OnExhausted::Quarantine =>
+                format!(" {}", humantime::format_duration(p.quarantine_for)),
+            super::OnExhausted::Escalate => String::new(),
+        }
+    )
+}
+
+fn link(l: &LinkConfig) -> String {
+    match l {
+        LinkConfig::Serial { device, baud, .. } => format!("serial {} @{baud}", device.display()),
+        LinkConfig::Tcp { address, .. } => format!("tcp {address}"),
+        LinkConfig::TcpListen {
+            listen,
+            max_connections,
+        } => {
+            format!("tcp-listen {listen} (dynamic, max {max_connections})")
+        }
+        LinkConfig::Mqtt { url, topics } => format!("mqtt {url} {}", topics.join(",")),
+    }
+}
+
+fn sensor(out: &mut String, s: &SensorConfig, indent: usize) {
+    let _ = writeln!(
+        out,
+        "{:indent$}{:<16} {}  codec {}  {}  on_corrupt {}  [{}]",
+        "",
+        s.id,
+        link(&s.link),
+        s.codec,
+        s.restart,
+        s.on_corrupt,
+        policy(&s.policy),
+        indent = indent
+    );
+}
+
+/// The tree `config` describes, as text.
+pub fn summary(config: &Config) -> String {
+    let mut out = String::new();
+    let sensors = config.sensors().count();
+    let _ = writeln!(
+        out,
+        "{}: valid; gateway {} with {sensors} sensor(s), upstream {} (prefix {}/{}), state in {}",
+        config.path.display(),
+        config.gateway.id,
+        config.upstream.url,
+        config.upstream.topic_prefix,
+        config.gateway.id,
+        config.gateway.state_dir.display()
+    );
+    let _ = writeln!(
+        out,
+        "root  one_for_one  [{}; root always escalates]",
+        policy(&config.root)
+    );
+    for child in &config.children {
+        match child {
+            RootChild::Sensor(s) => sensor(&mut out, s, 2),
+            RootChild::Group(g) => {
+                let _ = writeln!(
+                    out,
+                    "  {:<16} group {}  [{}]",
+                    g.id,
+                    g.strategy,
+                    policy(&g.policy)
+                );
+                for s in &g.sensors {
+                    sensor(&mut out, s, 4);
+                }
+            }
+        }
+    }
+    out
+}
