@@ -2,5 +2,15 @@
 //! sensor links whose readings and crash reports go to an upstream MQTT
 //! broker. `main.rs` only parses arguments and calls in here.
 
+pub mod boot;
 pub mod cli;
 pub mod config;
+pub mod logs;
+pub mod outbox;
+pub mod payload;
+pub mod reload;
+pub mod reports;
+pub mod sensor;
+pub mod service;
+pub mod tree;
+pub mod uplink;

@@ -1,35 +1,57 @@
 //! The `edgevisor` binary: parses the command line and hands over to the
-//! library. Exit codes follow SPEC section 6.
+//! library. Exit codes follow SPEC section 6: 0 clean stop or valid config,
+//! 2 bad config, 3 root supervisor gave up.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use edgevisor::cli::{Cli, Command};
 use edgevisor::config::Config;
+use edgevisor::service::{self, Ending};
+
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|errors| {
+        eprintln!("{errors}");
+        eprintln!("{} error(s) in {}", errors.0.len(), path.display());
+        ExitCode::from(2)
+    })
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => match Config::load(&config) {
+        Command::Check { config } => match load(&config) {
             Ok(config) => {
                 print!("{}", edgevisor::config::summary(&config));
                 ExitCode::SUCCESS
             }
-            Err(errors) => {
-                eprintln!("{errors}");
-                eprintln!("{} error(s) in {}", errors.0.len(), config.display());
-                ExitCode::from(2)
-            }
+            Err(code) => code,
         },
-        Command::Run { config } => match Config::load(&config) {
-            Ok(_) => {
-                eprintln!("edgevisor: `run` is not built yet");
-                ExitCode::from(2)
+        Command::Run { config } => {
+            let config = match load(&config) {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
+            edgevisor::logs::init();
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    eprintln!("edgevisor: cannot start the async runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match runtime.block_on(service::run(config)) {
+                Ok(Ending::Clean) => ExitCode::SUCCESS,
+                Ok(Ending::RootExhausted) => ExitCode::from(3),
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("edgevisor: {e:#}");
+                    ExitCode::from(1)
+                }
             }
-            Err(errors) => {
-                eprintln!("{errors}");
-                ExitCode::from(2)
-            }
-        },
+        }
     }
 }

@@ -1,0 +1,195 @@
+//! The in-memory outbox backend: bounded by bytes, lost on power loss. Used
+//! where no durable store is wanted (tests, the demo) and as the model the
+//! SQLite backend must behave like.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::{Class, Cursor, Message, Stats, Store, Stored};
+
+/// Messages in two id-ordered queues, one per class.
+pub struct MemoryStore {
+    max_bytes: u64,
+    next_id: u64,
+    bytes: u64,
+    queues: [BTreeMap<u64, Entry>; 2],
+    dropped: BTreeMap<String, u64>,
+    arrivals: VecDeque<(u64, Instant)>,
+}
+
+struct Entry {
+    sensor: Arc<str>,
+    topic: String,
+    payload: Vec<u8>,
+}
+
+impl Entry {
+    fn size(&self) -> u64 {
+        (self.topic.len() + self.payload.len()) as u64
+    }
+}
+
+impl MemoryStore {
+    /// An empty store that holds at most `max_bytes` of topics and payloads.
+    pub fn new(max_bytes: u64) -> Self {
+        Self {
+            max_bytes,
+            next_id: 1,
+            bytes: 0,
+            queues: [BTreeMap::new(), BTreeMap::new()],
+            dropped: BTreeMap::new(),
+            arrivals: VecDeque::new(),
+        }
+    }
+
+    /// Drops the oldest telemetry (then the oldest reports) until under the bound.
+    fn enforce_bound(&mut self) {
+        while self.bytes > self.max_bytes {
+            let class = if self.queues[Class::Telemetry as usize].is_empty() {
+                Class::Report
+            } else {
+                Class::Telemetry
+            };
+            let Some((_, entry)) = self.queues[class as usize].pop_first() else {
+                break;
+            };
+            self.bytes -= entry.size();
+            *self.dropped.entry(entry.sensor.to_string()).or_default() += 1;
+        }
+    }
+}
+
+impl Store for MemoryStore {
+    fn append(&mut self, batch: Vec<Message>) {
+        let now = Instant::now();
+        for m in batch {
+            let id = self.next_id;
+            self.next_id += 1;
+            let entry = Entry {
+                sensor: m.sensor,
+                topic: m.topic,
+                payload: m.payload,
+            };
+            self.bytes += entry.size();
+            self.queues[m.class as usize].insert(id, entry);
+            self.arrivals.push_back((id, now));
+        }
+        self.enforce_bound();
+    }
+
+    fn read(&mut self, cursor: Cursor, limit: usize) -> Vec<Stored> {
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for (class, after) in [
+            (Class::Report, cursor.report),
+            (Class::Telemetry, cursor.telemetry),
+        ] {
+            let queue = &self.queues[class as usize];
+            for (id, e) in queue.range(after + 1..).take(limit - out.len()) {
+                out.push(Stored {
+                    id: *id,
+                    class,
+                    topic: e.topic.clone(),
+                    payload: e.payload.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    fn ack(&mut self, ids: &[u64]) {
+        for id in ids {
+            for queue in &mut self.queues {
+                if let Some(e) = queue.remove(id) {
+                    self.bytes -= e.size();
+                }
+            }
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        let depth = self.queues.iter().map(|q| q.len() as u64).sum();
+        let oldest = self
+            .queues
+            .iter()
+            .filter_map(|q| q.keys().next().copied())
+            .min();
+        let oldest_age = oldest.and_then(|id| {
+            self.arrivals
+                .iter()
+                .find(|(a, _)| *a >= id)
+                .map(|(_, at)| at.elapsed())
+        });
+        Stats {
+            depth,
+            bytes: self.bytes,
+            oldest_age,
+            dropped: self.dropped.clone(),
+            storage_error: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(class: Class, sensor: &str, n: usize) -> Message {
+        Message {
+            class,
+            sensor: sensor.into(),
+            topic: format!("t/{sensor}"),
+            payload: vec![b'x'; n],
+        }
+    }
+
+    #[test]
+    fn reports_come_before_telemetry_each_oldest_first() {
+        let mut s = MemoryStore::new(1 << 20);
+        s.append(vec![
+            msg(Class::Telemetry, "a", 1),
+            msg(Class::Report, "a", 1),
+            msg(Class::Telemetry, "b", 1),
+        ]);
+        let ids: Vec<u64> = s.read(Cursor::default(), 10).iter().map(|m| m.id).collect();
+        assert_eq!(ids, [2, 1, 3]);
+        let ids: Vec<u64> = s
+            .read(
+                Cursor {
+                    report: 2,
+                    telemetry: 1,
+                },
+                10,
+            )
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(ids, [3]);
+    }
+
+    #[test]
+    fn unacked_messages_are_read_again_from_a_fresh_cursor() {
+        let mut s = MemoryStore::new(1 << 20);
+        s.append((0..5).map(|_| msg(Class::Telemetry, "a", 1)).collect());
+        s.ack(&[1, 3]);
+        let ids: Vec<u64> = s.read(Cursor::default(), 10).iter().map(|m| m.id).collect();
+        assert_eq!(ids, [2, 4, 5]);
+    }
+
+    #[test]
+    fn past_the_bound_the_oldest_telemetry_goes_first_and_is_counted() {
+        let mut s = MemoryStore::new(300);
+        s.append(vec![msg(Class::Report, "r", 90)]);
+        s.append((0..4).map(|_| msg(Class::Telemetry, "a", 90)).collect());
+        let stats = s.stats();
+        assert!(stats.bytes <= 300);
+        assert_eq!(stats.dropped.get("a"), Some(&2));
+        let ids: Vec<u64> = s.read(Cursor::default(), 10).iter().map(|m| m.id).collect();
+        assert_eq!(
+            ids,
+            [1, 4, 5],
+            "the report survives, the oldest telemetry does not"
+        );
+    }
+}

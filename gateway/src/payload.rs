@@ -1,0 +1,117 @@
+//! The JSON payloads of SPEC section 5, byte for byte: topics are built in
+//! `uplink::topics`, bodies here. Telemetry embeds the codec's data object
+//! verbatim (already valid JSON), so a reading is never parsed twice.
+
+use std::time::SystemTime;
+
+use edgevisor_devices::JsonObject;
+use serde::Serialize;
+
+/// RFC 3339 UTC with milliseconds, e.g. `2026-11-24T10:00:00.123Z`.
+pub fn timestamp(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// `telemetry/<sensor>`.
+#[derive(Serialize)]
+pub struct Telemetry<'a> {
+    pub gateway: &'a str,
+    pub sensor: &'a str,
+    pub boot: u64,
+    pub seq: u64,
+    pub ts: &'a str,
+    pub codec: &'a str,
+    pub data: &'a JsonObject,
+}
+
+/// `crash/<sensor>`.
+#[derive(Serialize)]
+pub struct CrashReport<'a> {
+    pub gateway: &'a str,
+    pub boot: u64,
+    pub ts: &'a str,
+    pub path: &'a str,
+    pub sensor: &'a str,
+    pub reason: &'a str,
+    pub error: &'a str,
+    pub evidence_hex: String,
+    pub evidence_truncated: bool,
+    pub restarts_in_window: u32,
+    pub intensity: u32,
+    pub period_ms: u64,
+    pub action: &'a str,
+    pub backoff_ms: u64,
+}
+
+/// `deadletter/<sensor>`.
+#[derive(Serialize)]
+pub struct DeadLetter<'a> {
+    pub sensor: &'a str,
+    pub boot: u64,
+    pub ts: &'a str,
+    pub error: &'a str,
+    pub evidence_hex: String,
+}
+
+/// `state/<sensor>` (retained).
+#[derive(Serialize)]
+pub struct SensorState<'a> {
+    pub state: &'a str,
+    pub restarts: u32,
+    pub since: &'a str,
+}
+
+/// `status` (retained); the Last Will carries only `state` and `boot`.
+#[derive(Serialize)]
+pub struct Status<'a> {
+    pub state: &'a str,
+    pub boot: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<&'a str>,
+    /// Telemetry dropped per sensor by the outbox bound (SPEC 5, Delivery).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<&'a std::collections::BTreeMap<String, u64>>,
+    /// Highest telemetry `seq` handed to the outbox per sensor this boot:
+    /// every seq up to it was accepted and will be delivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<&'a std::collections::BTreeMap<String, u64>>,
+}
+
+/// Serializes a payload; our payload types cannot fail to serialize.
+pub fn to_vec<T: Serialize>(payload: &T) -> Vec<u8> {
+    serde_json::to_vec(payload).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_milliseconds() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_795_000_000_123);
+        assert_eq!(timestamp(t), "2026-11-18T08:26:40.123Z");
+    }
+
+    #[test]
+    fn telemetry_embeds_data_verbatim_in_spec_key_order() {
+        use edgevisor_devices::codec::{CodecConfig, CodecKind};
+        let mut decoder = CodecConfig::new(CodecKind::Lines).decoder();
+        let reading = decoder.decode_message(b"21.5 C").remove(0).unwrap();
+        let data = reading.data();
+        let t = Telemetry {
+            gateway: "gw",
+            sensor: "w",
+            boot: 7,
+            seq: 1,
+            ts: "2026-11-24T10:00:00.123Z",
+            codec: "lines",
+            data,
+        };
+        assert_eq!(
+            String::from_utf8(to_vec(&t)).unwrap(),
+            r#"{"gateway":"gw","sensor":"w","boot":7,"seq":1,"ts":"2026-11-24T10:00:00.123Z","codec":"lines","data":{"text":"21.5 C"}}"#
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! Runtime events turned into what the broker sees: a crash report in the
+//! outbox for every crash, retained `state/<sensor>` on every change, and
+//! the retained `tree`, republished on change at most once a second. Every
+//! crash is also logged with its sensor, path, reason and action.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use edgevisor_runtime::{Action, Event, EventKind, SupervisorHandle, TreeSnapshot};
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use crate::outbox::{Class, Message};
+use crate::payload;
+use crate::sensor::Gateway;
+use crate::uplink::Uplink;
+
+/// Follows the tree's events until the stream closes.
+pub async fn run(
+    mut events: broadcast::Receiver<Arc<Event>>,
+    tree: SupervisorHandle,
+    gateway: Arc<Gateway>,
+    uplink: Arc<Uplink>,
+    groups: Vec<String>,
+) {
+    let mut states: HashMap<String, (&'static str, u32)> = HashMap::new();
+    let mut tree_dirty = true;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => {
+                    tree_dirty = true;
+                    on_event(&event, &gateway, &uplink, &groups, &mut states);
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "crash reporting fell behind; events were missed");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = tick.tick() => {
+                if tree_dirty {
+                    tree_dirty = false;
+                    uplink.set_retained(gateway.topics.tree(), payload::to_vec(&tree_json(&tree.snapshot())));
+                }
+            }
+        }
+    }
+}
+
+fn on_event(
+    event: &Event,
+    gateway: &Gateway,
+    uplink: &Uplink,
+    groups: &[String],
+    states: &mut HashMap<String, (&'static str, u32)>,
+) {
+    let Some(sensor) = crate::tree::sensor_of(&event.path, groups) else {
+        return;
+    };
+    let sensor_level =
+        event.path.split('/').count() <= 3 && event.path.rsplit('/').next() == Some(sensor);
+    if let EventKind::Crashed {
+        crash,
+        restarts_in_window,
+        intensity,
+        period,
+        action,
+    } = &event.kind
+    {
+        let evidence_hex = crash
+            .evidence
+            .as_deref()
+            .map(hex::encode)
+            .unwrap_or_default();
+        tracing::warn!(
+            SENSOR = sensor,
+            CHILD_PATH = %event.path,
+            REASON = %crash.reason,
+            ACTION = action.as_str(),
+            EVIDENCE_HEX = %evidence_hex,
+            "{} crashed: {}",
+            event.path,
+            crash.message
+        );
+        let ts = payload::timestamp(SystemTime::now());
+        let report = payload::CrashReport {
+            gateway: &gateway.id,
+            boot: gateway.boot,
+            ts: &ts,
+            path: &event.path,
+            sensor,
+            reason: &crash.reason,
+            error: &crash.message,
+            evidence_hex,
+            evidence_truncated: crash.evidence_truncated,
+            restarts_in_window: *restarts_in_window,
+            intensity: *intensity,
+            period_ms: u64::try_from(period.as_millis()).unwrap_or(u64::MAX),
+            action: action.as_str(),
+            backoff_ms: match action {
+                Action::Restart { delay } => u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                _ => 0,
+            },
+        };
+        gateway.outbox.append(vec![Message {
+            class: Class::Report,
+            sensor: sensor.into(),
+            topic: gateway.topics.crash(sensor),
+            payload: payload::to_vec(&report),
+        }]);
+    }
+    if !sensor_level {
+        return;
+    }
+    let previous = states.get(sensor).copied().unwrap_or(("stopped", 0));
+    let next = match &event.kind {
+        EventKind::Started { restarts } => ("running", *restarts),
+        EventKind::Crashed {
+            action: Action::Restart { .. },
+            ..
+        }
+        | EventKind::Restarting { .. } => ("restarting", previous.1),
+        EventKind::Quarantined { .. } => ("quarantined", previous.1),
+        EventKind::Stopped { .. } => ("stopped", previous.1),
+        _ => return,
+    };
+    if next != previous || matches!(event.kind, EventKind::Started { .. }) {
+        states.insert(sensor.to_string(), next);
+        let since = payload::timestamp(SystemTime::now());
+        let body = payload::SensorState {
+            state: next.0,
+            restarts: next.1,
+            since: &since,
+        };
+        uplink.set_retained(gateway.topics.state(sensor), payload::to_vec(&body));
+    }
+}
+
+/// The tree snapshot as JSON for the retained `tree` topic.
+pub fn tree_json(snapshot: &TreeSnapshot) -> serde_json::Value {
+    fn child(c: &edgevisor_runtime::ChildSnapshot) -> serde_json::Value {
+        json!({
+            "id": &*c.id,
+            "path": c.path,
+            "kind": match c.kind { edgevisor_runtime::ChildKind::Worker => "worker", edgevisor_runtime::ChildKind::Supervisor => "supervisor" },
+            "state": c.state.as_str(),
+            "restarts": c.restarts,
+            "uptime_ms": c.uptime.map(|u| u.as_millis() as u64),
+            "last_reason": c.last_reason.as_deref(),
+            "children": c.children.iter().map(child).collect::<Vec<_>>(),
+        })
+    }
+    json!({
+        "path": snapshot.path,
+        "strategy": snapshot.strategy,
+        "children": snapshot.children.iter().map(child).collect::<Vec<_>>(),
+    })
+}

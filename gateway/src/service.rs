@@ -1,0 +1,180 @@
+//! `edgevisor run`: the service. Boot counter, outbox, uplink, the tree and
+//! its reports, then signals: SIGTERM/SIGINT drain and stop cleanly (exit 0),
+//! SIGHUP reloads, the root giving up ends the process (exit 3) after the
+//! outbox had its chance to drain.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use edgevisor_runtime::Supervisor;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::time::Instant;
+
+use crate::config::{Config, RootChild};
+use crate::outbox::{memory::MemoryStore, Outbox};
+use crate::payload::{self, Status};
+use crate::sensor::Gateway;
+use crate::uplink::{Topics, Uplink};
+use crate::{boot, reload, reports, tree};
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Stopped by a signal after draining: exit 0.
+    Clean,
+    /// The root supervisor gave up: exit 3.
+    RootExhausted,
+}
+
+/// Time allowed for the outbox to drain at a clean stop.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Runs the service until a signal or the root's exhaustion.
+pub async fn run(mut config: Config) -> anyhow::Result<Ending> {
+    let state_dir = config.gateway.state_dir.clone();
+    let boot = boot::next_boot(&state_dir).with_context(|| {
+        format!(
+            "cannot keep the boot counter in state_dir {}",
+            state_dir.display()
+        )
+    })?;
+    let topics = Topics::new(&config.upstream.topic_prefix, &config.gateway.id);
+    let outbox = Outbox::new(MemoryStore::new(config.upstream.outbox_max_bytes));
+    let will = payload::to_vec(&status("offline", boot, None, None));
+    let uplink = Arc::new(
+        Uplink::start(&config.upstream, topics.status(), will, outbox.clone())
+            .context("cannot set up the upstream connection")?,
+    );
+    let started_at = payload::timestamp(SystemTime::now());
+    uplink.set_retained(
+        topics.status(),
+        payload::to_vec(&status("online", boot, Some(&started_at), None)),
+    );
+    let gateway = Gateway::new(
+        config.gateway.id.clone(),
+        boot,
+        topics.clone(),
+        outbox.clone(),
+    );
+    tracing::info!(gateway = %config.gateway.id, boot, upstream = %config.upstream.url, "starting");
+
+    let supervisor = Supervisor::new("root", tree::root(&config, &gateway))
+        .context("the config describes an invalid tree")?
+        .event_capacity(65_536);
+    let events = supervisor.subscribe();
+    let root = supervisor.spawn();
+    let groups = group_ids(&config);
+    tokio::spawn(reports::run(
+        events,
+        root.clone(),
+        gateway.clone(),
+        uplink.clone(),
+        groups,
+    ));
+    tokio::spawn(publish_status(
+        uplink.clone(),
+        gateway.clone(),
+        outbox.clone(),
+        started_at.clone(),
+    ));
+
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    let ending = loop {
+        tokio::select! {
+            _ = term.recv() => break Ending::Clean,
+            _ = int.recv() => break Ending::Clean,
+            _ = hup.recv() => {
+                tracing::info!(config = %config.path.display(), "SIGHUP: reloading");
+                let path = config.path.clone();
+                reload::reload(&path, &mut config, &root, &gateway).await;
+            }
+            result = root.wait() => match result {
+                Err(exhausted) => {
+                    tracing::error!(error = %exhausted, "root supervisor gave up");
+                    break Ending::RootExhausted;
+                }
+                Ok(()) => break Ending::Clean,
+            },
+        }
+    };
+    match ending {
+        Ending::Clean => {
+            tracing::info!("stopping: sensors first, then draining the outbox");
+            let _ = root.shutdown().await;
+            let stopped = payload::to_vec(&status("stopped", boot, None, None));
+            uplink
+                .stop(topics.status(), stopped, Instant::now() + DRAIN)
+                .await;
+            let left = outbox.stats().depth;
+            if left > 0 {
+                tracing::warn!(left, "stopped before the outbox drained");
+            }
+        }
+        Ending::RootExhausted => {
+            // No clean disconnect: the broker publishes the Last Will.
+            uplink.wait_drained(Instant::now() + DRAIN).await;
+        }
+    }
+    Ok(ending)
+}
+
+fn group_ids(config: &Config) -> Vec<String> {
+    config
+        .children
+        .iter()
+        .filter_map(|c| match c {
+            RootChild::Group(g) => Some(g.id.clone()),
+            RootChild::Sensor(_) => None,
+        })
+        .collect()
+}
+
+fn status<'a>(
+    state: &'a str,
+    boot: u64,
+    started_at: Option<&'a str>,
+    _extra: Option<()>,
+) -> Status<'a> {
+    Status {
+        state,
+        boot,
+        version: (state == "online").then_some(env!("CARGO_PKG_VERSION")),
+        started_at,
+        dropped: None,
+        accepted: None,
+    }
+}
+
+/// Republishes `status` when the outbox's drop counts or the accepted
+/// readings change (every 2 s at most).
+async fn publish_status(
+    uplink: Arc<Uplink>,
+    gateway: Arc<Gateway>,
+    outbox: Outbox,
+    started_at: String,
+) {
+    let mut last = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        let dropped = outbox.stats().dropped;
+        let accepted = gateway.accepted();
+        let current = Some((dropped, accepted));
+        if current == last {
+            continue;
+        }
+        if let Some((dropped, accepted)) = &current {
+            let mut body = status("online", gateway.boot, Some(&started_at), None);
+            body.dropped = Some(dropped);
+            body.accepted = Some(accepted);
+            for (sensor, count) in dropped {
+                tracing::warn!(SENSOR = %sensor, dropped = count, "outbox full: oldest telemetry dropped");
+            }
+            uplink.set_retained(gateway.topics.status(), payload::to_vec(&body));
+        }
+        last = current;
+    }
+}

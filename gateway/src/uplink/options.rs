@@ -1,0 +1,91 @@
+//! MQTT client options from `[upstream]`: client id, keep-alive, a clean
+//! session (the outbox, not the broker, holds what is unacknowledged), the
+//! Last Will, credentials and TLS (rustls with ring; the system's CA store
+//! plus `ca_file`).
+
+use std::sync::Arc;
+
+use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+
+use crate::config::UpstreamConfig;
+
+/// Why the uplink could not be set up. Never contains the password.
+#[derive(Debug, thiserror::Error)]
+pub enum OptionsError {
+    /// The password file could not be read.
+    #[error("cannot read password_file {path}: {source}")]
+    Password {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TLS could not be set up.
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+}
+
+/// Client options for `upstream`, with `will` as the Last Will payload.
+pub fn mqtt_options(
+    upstream: &UpstreamConfig,
+    will_topic: String,
+    will: Vec<u8>,
+) -> Result<MqttOptions, OptionsError> {
+    let mut options = MqttOptions::new(&upstream.client_id, &upstream.url.host, upstream.url.port);
+    options.set_keep_alive(upstream.keep_alive);
+    options.set_clean_session(true);
+    options.set_inflight(crate::uplink::WINDOW);
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    options.set_last_will(LastWill::new(will_topic, will, QoS::AtLeastOnce, true));
+    if let Some(user) = &upstream.username {
+        let password = match &upstream.password_file {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|source| OptionsError::Password {
+                    path: path.display().to_string(),
+                    source,
+                })?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+            None => String::new(),
+        };
+        options.set_credentials(user, password);
+    }
+    if upstream.url.tls {
+        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls(
+            upstream,
+        )?)));
+    }
+    Ok(options)
+}
+
+fn tls(upstream: &UpstreamConfig) -> Result<Arc<rustls::ClientConfig>, OptionsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(ca) = &upstream.ca_file {
+        let certs = CertificateDer::pem_file_iter(ca)
+            .map_err(|e| OptionsError::Tls(format!("cannot read ca_file {}: {e}", ca.display())))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| {
+                OptionsError::Tls(format!("bad certificate in {}: {e}", ca.display()))
+            })?;
+            roots
+                .add(cert)
+                .map_err(|e| OptionsError::Tls(e.to_string()))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(OptionsError::Tls(
+            "no CA certificates: install ca-certificates or set upstream.ca_file".into(),
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| OptionsError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
