@@ -2,7 +2,9 @@
 //! children (`conns`, at most `max_connections`) and the acceptor that adds
 //! one to it per accepted connection. Connection children are temporary: a
 //! connection that crashes is closed and its sensor connects again; the
-//! other connections are untouched.
+//! other connections are untouched. A peer closing its connection (`eof`)
+//! is the normal end of that connection, not a crash: sensors that connect,
+//! send and hang up produce no crash reports; corrupt frames and silence do.
 
 use std::sync::Arc;
 
@@ -58,9 +60,10 @@ fn acceptor(sensor: &SensorConfig, gateway: &Arc<Gateway>) -> ChildSpec {
                         let link = link.lock().ok().and_then(|mut l| l.take());
                         let (sensor, gateway) = (conn_sensor.clone(), conn_gateway.clone());
                         async move {
-                            match link {
-                                Some(link) => worker::pump(link, &sensor, &gateway, &ctx).await,
-                                None => Ok(()),
+                            let Some(link) = link else { return Ok(()) };
+                            match worker::pump(link, &sensor, &gateway, &ctx).await {
+                                Err(crash) if crash.reason == "eof" => Ok(()),
+                                other => other,
                             }
                         }
                     })

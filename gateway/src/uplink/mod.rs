@@ -106,6 +106,7 @@ impl Uplink {
         self.wait_drained(deadline).await;
         self.retained.set(status_topic, stopped_payload);
         self.wait_drained(deadline + Duration::from_secs(1)).await;
+        self.session.stopping.store(true, Ordering::Relaxed);
         let _ = self.client.try_disconnect();
         tokio::time::sleep(Duration::from_millis(50)).await;
         for task in &self.tasks {

@@ -52,6 +52,8 @@ pub struct Session {
     pub progress: AtomicU64,
     /// Messages acknowledged since start.
     pub acked: AtomicU64,
+    /// Set by a clean stop, so the closed connection is not reported as lost.
+    pub stopping: AtomicBool,
 }
 
 impl Session {
@@ -173,6 +175,9 @@ pub async fn drive(mut eventloop: EventLoop, session: Arc<Session>, outbox: Outb
             }
             Ok(_) => {}
             Err(error) => {
+                if session.stopping.load(Ordering::Relaxed) {
+                    return;
+                }
                 if session.is_connected() || failures == 0 {
                     tracing::warn!(%error, "upstream connection lost; unacknowledged messages stay in the outbox");
                 }
