@@ -130,6 +130,12 @@ fn nmea_table() {
     check(k, &cat(&[b"\r\n\r\n\n", &gga, b"\r\n"]), &[r(gga_json)]);
     check(
         k,
+        &cat(&[b"\r\r\n \t\r\n  ", &gga, b" \r\n"]),
+        &[r(gga_json)],
+    );
+    check(k, &cat(&[b" x", &gga]), &[c(NoStart), r(gga_json)]);
+    check(
+        k,
         &nmea("$PMTK001,604,3"),
         &[r(
             r#"{"address":"PMTK001","talker":"P","sentence":"MTK001","fields":["604","3"]}"#,

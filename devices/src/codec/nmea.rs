@@ -3,7 +3,7 @@
 //! Framing: a sentence starts at `$` or `!` and ends at `\n` (`\r\n` usually;
 //! a bare `\n` is accepted). `max_frame` (default 256) bounds the sentence
 //! from its start character to the checksum, line ending excluded.
-//! Empty lines are skipped silently.
+//! Empty lines and whitespace between sentences are skipped silently.
 //!
 //! Data: `{"address":"GPGGA","talker":"GP","sentence":"GGA","fields":[..]}`;
 //! proprietary addresses (`PMTK001`) have talker `"P"`.
@@ -164,12 +164,28 @@ impl Decoder for NmeaCodec {
             let Some(&first) = buf.first() else {
                 return Ok(None);
             };
-            if first == b'\n' || (first == b'\r' && buf.get(1) == Some(&b'\n')) {
-                buf.advance(if first == b'\n' { 1 } else { 2 });
+            if first == b'\n' {
+                buf.advance(1);
                 continue;
             }
-            if first == b'\r' && buf.len() == 1 {
-                return Ok(None);
+            // Stray whitespace between sentences (`\r\r\n`, padding) is not data.
+            if matches!(first, b'\r' | b' ' | b'\t') {
+                let ws = buf
+                    .iter()
+                    .take_while(|b| matches!(b, b'\r' | b' ' | b'\t'))
+                    .count();
+                match buf.get(ws) {
+                    None if ws <= self.max_frame => return Ok(None),
+                    Some(b'\n') => {
+                        buf.advance(ws + 1);
+                        continue;
+                    }
+                    Some(&b) if is_start(b) => {
+                        buf.advance(ws);
+                        continue;
+                    }
+                    _ => {}
+                }
             }
             let result = if is_start(first) {
                 self.sentence(buf)
@@ -185,7 +201,7 @@ impl Decoder for NmeaCodec {
             return Ok(Some(item));
         }
         self.discarding = false;
-        if buf.is_empty() || buf[..] == b"\r"[..] {
+        if buf.iter().all(|b| matches!(b, b'\r' | b' ' | b'\t')) {
             buf.clear();
             return Ok(None);
         }
