@@ -12,7 +12,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::Instant;
 
 use crate::config::{Config, RootChild};
-use crate::outbox::{memory::MemoryStore, Outbox};
+use crate::outbox::{notice, Outbox};
 use crate::payload::{self, Status};
 use crate::sensor::Gateway;
 use crate::uplink::{Topics, Uplink};
@@ -40,7 +40,8 @@ pub async fn run(mut config: Config) -> anyhow::Result<Ending> {
         )
     })?;
     let topics = Topics::new(&config.upstream.topic_prefix, &config.gateway.id);
-    let outbox = Outbox::new(MemoryStore::new(config.upstream.outbox_max_bytes));
+    let (outbox, opened) = Outbox::open(&state_dir, config.upstream.outbox_max_bytes);
+    outbox.append(notice::on_open(&opened, &config.gateway.id, boot, &topics));
     let will = payload::to_vec(&status("offline", boot, None, None));
     let uplink = Arc::new(
         Uplink::start(&config.upstream, topics.status(), will, outbox.clone())
@@ -118,6 +119,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<Ending> {
             uplink.wait_drained(Instant::now() + DRAIN).await;
         }
     }
+    // Commit what is still staged (and the acks' deletions) before exiting.
+    let flush = outbox.clone();
+    let _ = tokio::task::spawn_blocking(move || flush.sync()).await;
     Ok(ending)
 }
 
@@ -157,21 +161,30 @@ async fn publish_status(
     started_at: String,
 ) {
     let mut last = None;
+    let mut faults = notice::FaultWatch::default();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tick.tick().await;
-        let dropped = outbox.stats().dropped;
-        let accepted = gateway.accepted();
-        let current = Some((dropped, accepted));
+        let stats = outbox.stats();
+        if let Some(error) = faults.new_fault(&stats) {
+            let report = notice::crash_report(&gateway.id, gateway.boot, &gateway.topics, &error);
+            outbox.append(vec![report]);
+        }
+        // `accepted` counts committed readings only (see docs/outbox.md).
+        let current = Some((stats.dropped, outbox.accepted(), stats.storage_error));
         if current == last {
             continue;
         }
-        if let Some((dropped, accepted)) = &current {
+        if let Some((dropped, accepted, storage_error)) = &current {
             let mut body = status("online", gateway.boot, Some(&started_at), None);
             body.dropped = Some(dropped);
             body.accepted = Some(accepted);
             for (sensor, count) in dropped {
                 tracing::warn!(SENSOR = %sensor, dropped = count, "outbox full: oldest telemetry dropped");
+            }
+            let mut body = serde_json::to_value(&body).unwrap_or_default();
+            if let (Some(error), Some(map)) = (storage_error, body.as_object_mut()) {
+                map.insert("storage_error".into(), error.as_str().into());
             }
             uplink.set_retained(gateway.topics.status(), payload::to_vec(&body));
         }

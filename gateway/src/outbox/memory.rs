@@ -17,6 +17,7 @@ pub struct MemoryStore {
     queues: [BTreeMap<u64, Entry>; 2],
     dropped: BTreeMap<String, u64>,
     arrivals: VecDeque<(u64, Instant)>,
+    accepted: BTreeMap<String, u64>,
 }
 
 struct Entry {
@@ -41,6 +42,7 @@ impl MemoryStore {
             queues: [BTreeMap::new(), BTreeMap::new()],
             dropped: BTreeMap::new(),
             arrivals: VecDeque::new(),
+            accepted: BTreeMap::new(),
         }
     }
 
@@ -67,6 +69,12 @@ impl Store for MemoryStore {
         for m in batch {
             let id = self.next_id;
             self.next_id += 1;
+            if m.class == Class::Telemetry {
+                if let Some(seq) = super::telemetry_seq(&m.payload) {
+                    let best = self.accepted.entry(m.sensor.to_string()).or_default();
+                    *best = (*best).max(seq);
+                }
+            }
             let entry = Entry {
                 sensor: m.sensor,
                 topic: m.topic,
@@ -127,7 +135,14 @@ impl Store for MemoryStore {
             oldest_age,
             dropped: self.dropped.clone(),
             storage_error: None,
+            storage_faults: 0,
+            commits: 0,
+            fsyncs: 0,
         }
+    }
+
+    fn accepted(&self) -> BTreeMap<String, u64> {
+        self.accepted.clone()
     }
 }
 

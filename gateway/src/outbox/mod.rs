@@ -9,15 +9,36 @@
 //! are dropped only when no telemetry is left to drop.
 //!
 //! Backends: [`memory`] (bounded, lost on power loss) and the durable SQLite
-//! one in `state_dir`. Both are driven through [`Outbox`].
+//! one in `state_dir` ([`Outbox::open`], see `docs/outbox.md`). Both are
+//! driven through [`Outbox`].
+//!
+//! - `handle`: the [`Outbox`] handle and the [`Backend`] trait it calls;
+//! - `db`: the SQLite file: open, pragmas, `quick_check`, moving a corrupt
+//!   file aside;
+//! - `staged`: messages accepted but not yet committed, and the figures the
+//!   durable backend keeps in memory;
+//! - `writer`: the thread that commits staged messages in batches and
+//!   survives disk faults;
+//! - `durable`: the durable backend that ties them together;
+//! - `inspect`: `edgevisor outbox stats|verify`;
+//! - `notice`: crash reports about the outbox itself.
 
+mod db;
+mod durable;
+mod handle;
+pub mod inspect;
 pub mod memory;
+pub mod notice;
+mod staged;
+mod writer;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+pub use db::DB_FILE;
+pub use durable::Opened;
+pub use handle::{Backend, Outbox};
 
 /// Send priority: reports before telemetry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -87,6 +108,14 @@ pub struct Stats {
     pub dropped: BTreeMap<String, u64>,
     /// The last storage error, while it lasts.
     pub storage_error: Option<String>,
+    /// Storage fault episodes since start (each one is reported once).
+    pub storage_faults: u64,
+    /// Transactions committed since start (durable backend).
+    pub commits: u64,
+    /// fsync calls those commits and checkpoints cost, as SQLite documents
+    /// them for WAL with `synchronous = FULL` (one per commit, two per
+    /// checkpoint).
+    pub fsyncs: u64,
 }
 
 /// Operations every backend provides. Calls are synchronous and short; the
@@ -103,70 +132,23 @@ pub trait Store: Send + 'static {
     fn stats(&self) -> Stats;
     /// Makes everything appended so far durable (no-op in memory).
     fn sync(&mut self) {}
+    /// Highest telemetry `seq` per sensor accepted so far (for a durable
+    /// backend: committed to disk or acknowledged by the broker).
+    fn accepted(&self) -> BTreeMap<String, u64> {
+        BTreeMap::new()
+    }
 }
 
-/// A cloneable handle on the outbox shared by sensors, reports and uplink.
-#[derive(Clone)]
-pub struct Outbox {
-    store: Arc<std::sync::Mutex<Box<dyn Store>>>,
-    appended: Arc<Notify>,
-}
-
-impl Outbox {
-    /// Wraps a backend.
-    pub fn new(store: impl Store) -> Self {
-        Self {
-            store: Arc::new(std::sync::Mutex::new(Box::new(store))),
-            appended: Arc::new(Notify::new()),
-        }
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut dyn Store) -> T) -> T {
-        let mut store = self
-            .store
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(store.as_mut())
-    }
-
-    /// Accepts messages and wakes the uplink.
-    pub fn append(&self, batch: Vec<Message>) {
-        if batch.is_empty() {
-            return;
-        }
-        self.with(|s| s.append(batch));
-        self.appended.notify_one();
-    }
-
-    /// Up to `limit` messages after `cursor`, in send order; advances it.
-    pub fn read(&self, cursor: &mut Cursor, limit: usize) -> Vec<Stored> {
-        let batch = self.with(|s| s.read(*cursor, limit));
-        for message in &batch {
-            cursor.advance(message);
-        }
-        batch
-    }
-
-    /// Forgets messages the broker acknowledged.
-    pub fn ack(&self, ids: &[u64]) {
-        if !ids.is_empty() {
-            self.with(|s| s.ack(ids));
-        }
-    }
-
-    /// Resolves after the next append (or at once if one happened since the
-    /// last call).
-    pub async fn appended(&self) {
-        self.appended.notified().await;
-    }
-
-    /// Current figures.
-    pub fn stats(&self) -> Stats {
-        self.with(|s| s.stats())
-    }
-
-    /// Makes everything appended so far durable.
-    pub fn sync(&self) {
-        self.with(|s| s.sync());
-    }
+/// The `seq` of a telemetry payload (SPEC section 5), found without parsing
+/// the JSON: the keys before it (`gateway`, `sensor`, `boot`) hold only
+/// `[A-Za-z0-9_-]` and numbers, so the first `"seq":` is the real key.
+pub fn telemetry_seq(payload: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = b"\"seq\":";
+    let head = &payload[..payload.len().min(256)];
+    let at = head.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let digits = head[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&head[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
 }

@@ -1,0 +1,139 @@
+//! The [`Outbox`] handle shared by sensors, reports and the uplink, and the
+//! [`Backend`] trait it drives. Every call is short and never waits for a
+//! disk flush, except [`Outbox::sync`], which exists to wait for one.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::Notify;
+
+use super::durable::{Durable, Opened};
+use super::{Cursor, Message, Stats, Store, Stored};
+
+/// What the handle needs from a backend. Methods take `&self`: a backend
+/// does its own locking, so a slow disk never holds up a reader behind one
+/// big lock.
+pub trait Backend: Send + Sync + 'static {
+    /// Accepts a batch; each message gets the next id.
+    fn append(&self, batch: Vec<Message>);
+    /// Up to `limit` messages after `cursor`, reports first, each class in id order.
+    fn read(&self, cursor: Cursor, limit: usize) -> Vec<Stored>;
+    /// Forgets acknowledged messages (unknown ids are ignored).
+    fn ack(&self, ids: &[u64]);
+    /// Current figures.
+    fn stats(&self) -> Stats;
+    /// Waits until everything appended so far is durable (or the disk failed).
+    fn sync(&self);
+    /// Highest telemetry `seq` per sensor that is safe: committed, or acked.
+    fn accepted(&self) -> BTreeMap<String, u64>;
+}
+
+/// Any synchronous [`Store`] becomes a backend behind a mutex.
+impl<S: Store> Backend for Mutex<S> {
+    fn append(&self, batch: Vec<Message>) {
+        self.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .append(batch);
+    }
+    fn read(&self, cursor: Cursor, limit: usize) -> Vec<Stored> {
+        self.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .read(cursor, limit)
+    }
+    fn ack(&self, ids: &[u64]) {
+        self.lock().unwrap_or_else(PoisonError::into_inner).ack(ids);
+    }
+    fn stats(&self) -> Stats {
+        self.lock().unwrap_or_else(PoisonError::into_inner).stats()
+    }
+    fn sync(&self) {
+        self.lock().unwrap_or_else(PoisonError::into_inner).sync();
+    }
+    fn accepted(&self) -> BTreeMap<String, u64> {
+        self.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .accepted()
+    }
+}
+
+/// A cloneable handle on the outbox shared by sensors, reports and uplink.
+#[derive(Clone)]
+pub struct Outbox {
+    backend: Arc<dyn Backend>,
+    appended: Arc<Notify>,
+}
+
+impl Outbox {
+    /// Wraps an in-memory backend (tests, the demo).
+    pub fn new(store: impl Store) -> Self {
+        Self::with_backend(Mutex::new(store))
+    }
+
+    /// Wraps any backend.
+    pub fn with_backend(backend: impl Backend) -> Self {
+        Self {
+            backend: Arc::new(backend),
+            appended: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Opens (or creates) the durable outbox in `state_dir`, holding at most
+    /// `max_bytes` of topics and payloads. Never fails: a corrupt file is
+    /// moved aside and a fresh one started, and a disk that cannot be
+    /// written leaves the outbox in memory until it can; [`Opened`] says
+    /// which happened.
+    pub fn open(state_dir: &Path, max_bytes: u64) -> (Self, Opened) {
+        let (durable, opened) = Durable::open(state_dir, max_bytes);
+        (Self::with_backend(durable), opened)
+    }
+
+    /// Accepts messages and wakes the uplink. Never blocks on the disk.
+    pub fn append(&self, batch: Vec<Message>) {
+        if batch.is_empty() {
+            return;
+        }
+        self.backend.append(batch);
+        self.appended.notify_one();
+    }
+
+    /// Up to `limit` messages after `cursor`, in send order; advances it.
+    pub fn read(&self, cursor: &mut Cursor, limit: usize) -> Vec<Stored> {
+        let batch = self.backend.read(*cursor, limit);
+        for message in &batch {
+            cursor.advance(message);
+        }
+        batch
+    }
+
+    /// Forgets messages the broker acknowledged.
+    pub fn ack(&self, ids: &[u64]) {
+        if !ids.is_empty() {
+            self.backend.ack(ids);
+        }
+    }
+
+    /// Resolves after the next append (or at once if one happened since the
+    /// last call).
+    pub async fn appended(&self) {
+        self.appended.notified().await;
+    }
+
+    /// Current figures.
+    pub fn stats(&self) -> Stats {
+        self.backend.stats()
+    }
+
+    /// Highest telemetry `seq` per sensor that can no longer be lost: durably
+    /// committed (or already acknowledged by the broker). What `status`
+    /// publishes as `accepted`.
+    pub fn accepted(&self) -> BTreeMap<String, u64> {
+        self.backend.accepted()
+    }
+
+    /// Waits until everything appended so far is durable. Blocks the calling
+    /// thread: from async code use `spawn_blocking`.
+    pub fn sync(&self) {
+        self.backend.sync();
+    }
+}

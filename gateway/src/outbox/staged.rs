@@ -1,0 +1,368 @@
+//! The durable outbox's memory: messages accepted but not yet committed
+//! (and, while the disk is failing, everything accepted since), pending
+//! deletions of acknowledged rows, and the figures kept about the file so
+//! `stats` and the bound never scan it. No I/O here: the writer thread takes
+//! a [`Batch`], commits it, and reports back with [`State::committed`] or
+//! [`State::failed`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::db::TableFigures;
+use super::{telemetry_seq, Class, Message, Stats, Stored};
+
+/// One accepted message.
+#[derive(Debug)]
+pub struct Entry {
+    /// Priority class.
+    pub class: Class,
+    /// Sensor, for drop counts and `accepted`.
+    pub sensor: Arc<str>,
+    /// Full MQTT topic.
+    pub topic: String,
+    /// Payload bytes.
+    pub payload: Vec<u8>,
+    /// Telemetry `seq`, if any.
+    pub seq: Option<u64>,
+    /// When accepted (unix ms), stored for `oldest_age` after a restart.
+    pub created: i64,
+}
+
+impl Entry {
+    /// Bytes counted against the bound: topic and payload.
+    pub fn size(&self) -> u64 {
+        (self.topic.len() + self.payload.len()) as u64
+    }
+}
+
+/// What the writer commits in one transaction.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// New rows, in id order.
+    pub inserts: Vec<(u64, Arc<Entry>)>,
+    /// Acknowledged ids that may be on disk.
+    pub deletes: Vec<u64>,
+    /// Bytes to free by dropping the oldest telemetry on disk.
+    pub over: u64,
+    delivered: Vec<(Arc<str>, u64)>,
+    through: u64,
+}
+
+/// What a committed batch did on disk.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Rows and bytes deleted per class (acks and drops).
+    pub deleted: [(u64, u64); 2],
+    /// Telemetry rows dropped per sensor to stay under the bound.
+    pub dropped: BTreeMap<String, u64>,
+    /// fsyncs this transaction (and any checkpoint after it) cost.
+    pub fsyncs: u64,
+}
+
+/// Everything the durable backend keeps in memory, behind one mutex.
+pub struct State {
+    next_id: u64,
+    staged: [BTreeMap<u64, Arc<Entry>>; 2],
+    staged_bytes: u64,
+    /// Every id up to this is committed (or gone); ids above it are staged.
+    durable_through: u64,
+    /// Ids up to this are in the batch being written (or committed).
+    writing_through: u64,
+    deletes: Vec<u64>,
+    delete_set: HashSet<u64>,
+    delivered: Vec<(Arc<str>, u64)>,
+    disk: [TableFigures; 2],
+    accepted: BTreeMap<String, u64>,
+    dropped: BTreeMap<String, u64>,
+    storage_error: Option<String>,
+    storage_faults: u64,
+    commits: u64,
+    fsyncs: u64,
+    max_bytes: u64,
+    memory_bound: u64,
+    /// When the oldest uncommitted message arrived (the batch deadline).
+    pub first_staged: Option<Instant>,
+    /// A caller waits in `sync`: commit now, without lingering.
+    pub urgent: bool,
+    /// The last handle is gone: flush and stop.
+    pub closing: bool,
+}
+
+impl State {
+    /// State for a file holding `disk`, bounded by `max_bytes` on disk and
+    /// `memory_bound` in memory.
+    pub fn new(disk: [TableFigures; 2], max_bytes: u64, memory_bound: u64) -> Self {
+        let max_id = disk[0].max_id.max(disk[1].max_id);
+        Self {
+            next_id: max_id + 1,
+            staged: [BTreeMap::new(), BTreeMap::new()],
+            staged_bytes: 0,
+            durable_through: max_id,
+            writing_through: max_id,
+            deletes: Vec::new(),
+            delete_set: HashSet::new(),
+            delivered: Vec::new(),
+            disk,
+            accepted: BTreeMap::new(),
+            dropped: BTreeMap::new(),
+            storage_error: None,
+            storage_faults: 0,
+            commits: 0,
+            fsyncs: 0,
+            max_bytes,
+            memory_bound,
+            first_staged: None,
+            urgent: false,
+            closing: false,
+        }
+    }
+
+    /// Stages a batch; returns true when the writer should be woken (the
+    /// first staged message starts the batch clock).
+    pub fn append(&mut self, batch: Vec<Message>, created: i64) -> bool {
+        let wake = self.first_staged.is_none();
+        if wake {
+            self.first_staged = Some(Instant::now());
+        }
+        for m in batch {
+            let id = self.next_id;
+            self.next_id += 1;
+            let seq = match m.class {
+                Class::Telemetry => telemetry_seq(&m.payload),
+                Class::Report => None,
+            };
+            let entry = Entry {
+                class: m.class,
+                sensor: m.sensor,
+                topic: m.topic,
+                payload: m.payload,
+                seq,
+                created,
+            };
+            self.staged_bytes += entry.size();
+            self.staged[m.class as usize].insert(id, Arc::new(entry));
+        }
+        if self.staged_bytes > self.memory_bound {
+            self.drop_staged(self.staged_bytes - self.memory_bound);
+        }
+        wake || self.staged_len() >= super::writer::BATCH_MAX
+    }
+
+    fn staged_len(&self) -> usize {
+        self.staged[0].len() + self.staged[1].len()
+    }
+
+    /// Drops the oldest staged telemetry not being written (then reports)
+    /// until `bytes` are freed; counted per sensor.
+    fn drop_staged(&mut self, bytes: u64) {
+        let mut freed = 0;
+        for class in [Class::Telemetry, Class::Report] {
+            let queue = &mut self.staged[class as usize];
+            while freed < bytes {
+                let Some((&id, _)) = queue.range(self.writing_through + 1..).next() else {
+                    break;
+                };
+                if let Some(entry) = queue.remove(&id) {
+                    freed += entry.size();
+                    *self.dropped.entry(entry.sensor.to_string()).or_default() += 1;
+                }
+            }
+        }
+        self.staged_bytes -= freed.min(self.staged_bytes);
+    }
+
+    /// The staged messages of `class` after `after` (up to `limit`), and the
+    /// highest id of that class on disk: rows above it can only be staged.
+    pub fn snapshot(&self, class: Class, after: u64, limit: usize) -> (Vec<Stored>, u64) {
+        let staged = self.staged[class as usize]
+            .range(after + 1..)
+            .take(limit)
+            .map(|(id, e)| Stored {
+                id: *id,
+                class,
+                topic: e.topic.clone(),
+                payload: e.payload.clone(),
+            })
+            .collect();
+        (staged, self.disk[class as usize].max_id)
+    }
+
+    /// True when `id` was acknowledged but its row may still be on disk.
+    pub fn is_deleted(&self, id: u64) -> bool {
+        self.delete_set.contains(&id)
+    }
+
+    /// Forgets acknowledged messages: a staged one is dropped before it is
+    /// ever written; one that may be on disk is deleted by the next batch.
+    pub fn ack(&mut self, ids: &[u64]) {
+        for &id in ids {
+            let mut removed = None;
+            for queue in &mut self.staged {
+                if let Some(entry) = queue.remove(&id) {
+                    removed = Some(entry);
+                }
+            }
+            if let Some(entry) = &removed {
+                self.staged_bytes -= entry.size().min(self.staged_bytes);
+                if let Some(seq) = entry.seq {
+                    self.delivered.push((entry.sensor.clone(), seq));
+                }
+            }
+            if (removed.is_none() || id <= self.writing_through) && self.delete_set.insert(id) {
+                self.deletes.push(id);
+                self.first_staged.get_or_insert_with(Instant::now);
+            }
+        }
+    }
+
+    fn bytes(&self) -> u64 {
+        self.disk[0].bytes + self.disk[1].bytes + self.staged_bytes
+    }
+
+    /// True when the writer has something to do.
+    pub fn has_work(&self) -> bool {
+        self.staged_len() > 0
+            || !self.deletes.is_empty()
+            || self.durable_through < self.last_id()
+            || (self.bytes() > self.max_bytes && self.disk[Class::Telemetry as usize].count > 0)
+    }
+
+    /// Messages and deletions ready to commit.
+    pub fn pending(&self) -> usize {
+        self.staged_len() + self.deletes.len()
+    }
+
+    /// True when everything up to `id` is committed, or the disk is failing
+    /// (a `sync` caller then stops waiting).
+    pub fn synced(&self, id: u64) -> bool {
+        (self.durable_through >= id && self.deletes.is_empty()) || self.storage_error.is_some()
+    }
+
+    /// The highest id handed out so far.
+    pub fn last_id(&self) -> u64 {
+        self.next_id - 1
+    }
+
+    /// Takes everything staged and every pending deletion for one commit.
+    pub fn take(&mut self) -> Batch {
+        let mut inserts: Vec<(u64, Arc<Entry>)> = self
+            .staged
+            .iter()
+            .flat_map(|q| q.iter().map(|(id, e)| (*id, e.clone())))
+            .collect();
+        inserts.sort_unstable_by_key(|(id, _)| *id);
+        let through = self.last_id();
+        self.writing_through = through;
+        self.first_staged = None;
+        self.delete_set.clear();
+        Batch {
+            inserts,
+            deletes: std::mem::take(&mut self.deletes),
+            over: self.bytes().saturating_sub(self.max_bytes),
+            delivered: std::mem::take(&mut self.delivered),
+            through,
+        }
+    }
+
+    /// Books a committed batch; returns true if it ended a fault episode.
+    pub fn committed(&mut self, batch: Batch, outcome: Outcome) -> bool {
+        for (id, entry) in &batch.inserts {
+            let class = entry.class as usize;
+            if self.staged[class].remove(id).is_some() {
+                self.staged_bytes -= entry.size().min(self.staged_bytes);
+            }
+            self.disk[class].count += 1;
+            self.disk[class].bytes += entry.size();
+            self.disk[class].max_id = self.disk[class].max_id.max(*id);
+            if let Some(seq) = entry.seq {
+                let best = self.accepted.entry(entry.sensor.to_string()).or_default();
+                *best = (*best).max(seq);
+            }
+        }
+        for (sensor, seq) in batch.delivered {
+            let best = self.accepted.entry(sensor.to_string()).or_default();
+            *best = (*best).max(seq);
+        }
+        for (class, (rows, bytes)) in outcome.deleted.iter().enumerate() {
+            self.disk[class].count -= (*rows).min(self.disk[class].count);
+            self.disk[class].bytes -= (*bytes).min(self.disk[class].bytes);
+        }
+        for (sensor, n) in outcome.dropped {
+            *self.dropped.entry(sensor).or_default() += n;
+        }
+        self.durable_through = batch.through;
+        self.commits += 1;
+        self.fsyncs += outcome.fsyncs;
+        if self.staged_len() > 0 && self.first_staged.is_none() {
+            self.first_staged = Some(Instant::now());
+        }
+        if self.bytes() > self.max_bytes && self.disk[Class::Telemetry as usize].count == 0 {
+            self.drop_staged(self.bytes() - self.max_bytes);
+        }
+        self.storage_error.take().is_some()
+    }
+
+    /// Puts a failed batch back (its messages stay staged, its deletions
+    /// pending); returns true if this starts a fault episode.
+    pub fn failed(&mut self, batch: Batch, error: String) -> bool {
+        self.writing_through = self.durable_through;
+        for id in batch.deletes {
+            if self.delete_set.insert(id) {
+                self.deletes.push(id);
+            }
+        }
+        let mut delivered = batch.delivered;
+        delivered.append(&mut self.delivered);
+        self.delivered = delivered;
+        if self.staged_len() > 0 && self.first_staged.is_none() {
+            self.first_staged = Some(Instant::now());
+        }
+        let new_episode = self.storage_error.is_none();
+        if new_episode {
+            self.storage_faults += 1;
+        }
+        self.storage_error = Some(error);
+        new_episode
+    }
+
+    /// The storage error, while it lasts.
+    pub fn storage_error(&self) -> Option<&str> {
+        self.storage_error.as_deref()
+    }
+
+    /// Figures; `disk_oldest` is the creation time of the oldest row on disk.
+    pub fn stats(&self, disk_oldest: Option<i64>, now_ms: i64) -> Stats {
+        let staged_oldest = self
+            .staged
+            .iter()
+            .filter_map(|q| q.values().next().map(|e| e.created))
+            .min();
+        let oldest = match (disk_oldest, staged_oldest) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let disk_rows = self.disk[0].count + self.disk[1].count;
+        Stats {
+            depth: (disk_rows + self.staged_len() as u64).saturating_sub(self.deletes.len() as u64),
+            bytes: self.bytes(),
+            oldest_age: oldest
+                .map(|t| std::time::Duration::from_millis(u64::try_from(now_ms - t).unwrap_or(0))),
+            dropped: self.dropped.clone(),
+            storage_error: self.storage_error.clone(),
+            storage_faults: self.storage_faults,
+            commits: self.commits,
+            fsyncs: self.fsyncs,
+        }
+    }
+
+    /// Highest telemetry `seq` per sensor committed or acknowledged.
+    pub fn accepted(&self) -> BTreeMap<String, u64> {
+        self.accepted.clone()
+    }
+
+    /// Rows of `class` on disk.
+    pub fn disk_rows(&self, class: Class) -> u64 {
+        self.disk[class as usize].count
+    }
+}
