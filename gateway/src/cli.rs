@@ -28,4 +28,10 @@ pub enum Command {
         #[arg(long, default_value = crate::config::DEFAULT_PATH)]
         config: PathBuf,
     },
+    /// The whole idea on a fresh machine: an embedded broker, simulated
+    /// sensors with faults, a gateway, and the live tree.
+    Demo(Box<crate::demo::DemoArgs>),
+    /// Simulate a swarm of sensors with faults against a real gateway and
+    /// account for every reading (exit 0 when nothing accepted was lost).
+    Swarm(Box<crate::swarm::SwarmArgs>),
 }

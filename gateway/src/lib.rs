@@ -5,6 +5,7 @@
 pub mod boot;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod logs;
 pub mod outbox;
 pub mod payload;
@@ -12,5 +13,6 @@ pub mod reload;
 pub mod reports;
 pub mod sensor;
 pub mod service;
+pub mod swarm;
 pub mod tree;
 pub mod uplink;

@@ -27,6 +27,8 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Swarm(args) => swarm(*args),
+        Command::Demo(args) => demo(*args),
         Command::Run { config } => {
             let config = match load(&config) {
                 Ok(config) => config,
@@ -52,6 +54,53 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+fn swarm(args: edgevisor::swarm::SwarmArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("edgevisor: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(edgevisor::swarm::run(args)) {
+        Ok(report) => {
+            print!("{}", report.table());
+            if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("edgevisor swarm: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn demo(args: edgevisor::demo::DemoArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("edgevisor: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(edgevisor::demo::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edgevisor demo: {e:#}");
+            ExitCode::from(1)
         }
     }
 }

@@ -1,0 +1,68 @@
+//! The demo's own MQTT broker (rumqttd), so `edgevisor demo` runs on a
+//! machine with no broker installed. Behind the default-on
+//! `embedded-broker` feature; without it the demo needs a Mosquitto.
+
+use std::net::SocketAddr;
+
+/// A broker listening on `addr`, running on its own threads for the life of
+/// the process.
+pub struct EmbeddedBroker {
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl EmbeddedBroker {
+    /// Starts rumqttd on a free port of 127.0.0.1.
+    #[cfg(feature = "embedded-broker")]
+    pub fn start() -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let config = format!(
+            r#"id = 0
+[router]
+id = 0
+max_connections = 1000
+max_outgoing_packet_count = 1000
+max_segment_size = 10485760
+max_segment_count = 10
+
+[v4.1]
+name = "demo"
+listen = "127.0.0.1:{port}"
+next_connection_delay_ms = 1
+    [v4.1.connections]
+    connection_timeout_ms = 60000
+    max_payload_size = 1048576
+    max_inflight_count = 1000
+    dynamic_filters = true
+"#
+        );
+        let config: rumqttd::Config = toml::from_str(&config)?;
+        let mut broker = rumqttd::Broker::new(config);
+        std::thread::Builder::new()
+            .name("demo-broker".into())
+            .spawn(move || {
+                if let Err(e) = broker.start() {
+                    eprintln!("edgevisor demo: embedded broker stopped: {e}");
+                }
+            })?;
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        // Wait until it accepts connections.
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                return Ok(Self { addr });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        anyhow::bail!("the embedded broker did not start listening on {addr}")
+    }
+
+    /// Without the embedded broker the demo cannot run.
+    #[cfg(not(feature = "embedded-broker"))]
+    pub fn start() -> anyhow::Result<Self> {
+        anyhow::bail!(
+            "this build has no embedded broker (built without the `embedded-broker` feature)"
+        )
+    }
+}

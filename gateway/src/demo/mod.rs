@@ -1,0 +1,179 @@
+//! `edgevisor demo`: the whole idea in one command on a fresh machine. An
+//! embedded MQTT broker, a dozen simulated sensors over every transport with
+//! faults (and one that flaps until quarantined), a real gateway process
+//! supervising them, and a live view of the tree and the crash reports,
+//! redrawn in place. Stops by itself after `--for`; Ctrl-C drains cleanly.
+//!
+//! - `broker`: the embedded broker;
+//! - `view`: what is drawn.
+
+mod broker;
+mod view;
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
+
+use crate::swarm::faults::{self, FaultPlan, Injected};
+use crate::swarm::fleet::{self, Mix};
+use crate::swarm::process::GatewayProcess;
+use broker::EmbeddedBroker;
+use view::View;
+
+/// The demo's options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Stop after this long (default: run until Ctrl-C).
+    #[arg(long = "for", value_parser = humantime::parse_duration)]
+    pub for_: Option<Duration>,
+}
+
+/// Runs the demo.
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let broker = EmbeddedBroker::start().context("cannot start the embedded MQTT broker")?;
+    let port = broker.addr.port();
+    let dir = std::env::temp_dir().join(format!("edgevisor-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let mix = Mix {
+        tcp: 4,
+        listen: 3,
+        serial: 3,
+        mqtt: 2,
+    };
+    let fleet = fleet::start(mix, 4.0, true, port, &dir, listen)
+        .await
+        .context("cannot start the simulated sensors")?;
+    let config_path = dir.join("edgevisor.toml");
+    let config = format!(
+        "[gateway]\nid = \"demo\"\nstate_dir = \"{}\"\n\n[upstream]\nurl = \"mqtt://127.0.0.1:{port}\"\nkeep_alive = \"5s\"\n\n[supervisor]\nbackoff_initial = \"200ms\"\nbackoff_max = \"3s\"\nintensity = 5\nperiod = \"30s\"\nquarantine_for = \"20s\"\n\n[[group]]\nid = \"barn\"\nstrategy = \"rest_for_one\"\nsensors = [\"tcp-0000\", \"tcp-0001\"]\n{}",
+        dir.join("state").display(),
+        fleet.sensors_toml
+    );
+    std::fs::write(&config_path, &config)?;
+    crate::config::Config::parse(&config_path, &config)
+        .map_err(|e| anyhow::anyhow!("demo config is invalid:\n{e}"))?;
+
+    let (views, mut updates) = tokio::sync::mpsc::unbounded_channel::<(String, Vec<u8>)>();
+    let observer = observe(port, views).await?;
+    let binary = std::env::current_exe().context("cannot find the edgevisor binary")?;
+    let mut gateway = GatewayProcess::start(&binary, &config_path, dir.join("gateway.log"))?;
+
+    let plan = FaultPlan {
+        corrupt: 0.05,
+        disconnect: 0.02,
+        silence: 0.005,
+        drip: 0.02,
+        unplug: 0.02,
+        broker_restart_s: None,
+    };
+    let mut rng = fastrand::Rng::new();
+    let mut injected = Injected::new();
+    let mut view = View::default();
+    let began = Instant::now();
+    let terminal = std::io::stdout().is_terminal();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut ticks = 0u64;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            _ = &mut ctrl_c => break,
+            Some((kind, payload)) = updates.recv() => view.book(&kind, &payload),
+            _ = tick.tick() => {
+                ticks += 1;
+                faults::tick(&plan, &fleet.sims, &mut rng, &mut injected);
+                if ticks % 4 == 0 && ticks < 40 {
+                    if let Some(flap) = fleet.sims.iter().find(|s| s.sensor == "flap") {
+                        flap.handle().inject(edgevisor_devices::sim::Fault::BadChecksum);
+                    }
+                }
+                if ticks % if terminal { 5 } else { 20 } == 0 {
+                    draw(&view, began, &broker, terminal);
+                }
+                if let Some(code) = gateway.exited() {
+                    anyhow::bail!("the gateway exited with {code}; see {}", gateway.log.display());
+                }
+                if args.for_.is_some_and(|d| began.elapsed() >= d) {
+                    break;
+                }
+            }
+        }
+    }
+    // The gateway first: stopping the sensors first would show as crashes.
+    let code = gateway.stop().await;
+    for sim in &fleet.sims {
+        sim.handle().stop();
+    }
+    while let Ok((kind, payload)) = updates.try_recv() {
+        view.book(&kind, &payload);
+    }
+    draw(&view, began, &broker, terminal);
+    observer.abort();
+    println!(
+        "\ngateway stopped (exit {code:?}); its log and config are in {}",
+        dir.display()
+    );
+    Ok(())
+}
+
+fn draw(view: &View, began: Instant, broker: &EmbeddedBroker, terminal: bool) {
+    let screen = view.render(
+        began.elapsed().as_secs_f64(),
+        &format!("mqtt://{} (embedded)", broker.addr),
+    );
+    let mut out = std::io::stdout().lock();
+    if terminal {
+        let _ = write!(out, "\x1b[2J\x1b[H{screen}");
+    } else {
+        let _ = writeln!(out, "{screen}");
+    }
+    let _ = out.flush();
+}
+
+async fn observe(
+    port: u16,
+    views: tokio::sync::mpsc::UnboundedSender<(String, Vec<u8>)>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let mut options = MqttOptions::new(
+        format!("demo-view-{}", std::process::id()),
+        "127.0.0.1",
+        port,
+    );
+    options.set_keep_alive(Duration::from_secs(5));
+    options.set_max_packet_size(1 << 22, 1 << 22);
+    let (client, mut eventloop) = AsyncClient::new(options, 256);
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut ready_tx = Some(ready_tx);
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                    let _ = client.subscribe("edgevisor/demo/#", QoS::AtLeastOnce).await;
+                }
+                Ok(Event::Incoming(Incoming::SubAck(_))) => {
+                    if let Some(tx) = ready_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Ok(Event::Incoming(Incoming::Publish(p))) => {
+                    let kind = p
+                        .topic
+                        .strip_prefix("edgevisor/demo/")
+                        .unwrap_or("")
+                        .to_string();
+                    let _ = views.send((kind, p.payload.to_vec()));
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), ready)
+        .await
+        .context("the demo view could not subscribe")?
+        .ok();
+    Ok(task)
+}

@@ -1,0 +1,101 @@
+//! The gateway under test as a child process, so its CPU time and peak
+//! memory are its own and a crash of the harness cannot hide one of the
+//! gateway.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::process::{Child, Command};
+
+/// A running `edgevisor run`.
+pub struct GatewayProcess {
+    child: Child,
+    /// Where its log goes.
+    pub log: PathBuf,
+}
+
+/// CPU seconds and peak resident memory of a process, from `/proc`.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Usage {
+    /// User + system CPU seconds.
+    pub cpu_s: f64,
+    /// Peak resident set (VmHWM), bytes.
+    pub peak_rss_bytes: u64,
+}
+
+impl GatewayProcess {
+    /// Starts `binary run --config config`, logging to `log`.
+    pub fn start(binary: &Path, config: &Path, log: PathBuf) -> std::io::Result<Self> {
+        let out = std::fs::File::create(&log)?;
+        let child = Command::new(binary)
+            .args(["run", "--config"])
+            .arg(config)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(out)
+            .kill_on_drop(true)
+            .spawn()?;
+        Ok(Self { child, log })
+    }
+
+    /// Its pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// CPU and peak memory so far.
+    pub fn usage(&self) -> Usage {
+        let Some(pid) = self.pid() else {
+            return Usage::default();
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the parenthesised command name; utime and stime are
+        // the 12th and 13th of them, in clock ticks (USER_HZ = 100).
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks: u64 = [11, 12]
+            .iter()
+            .filter_map(|i| fields.get(*i)?.parse::<u64>().ok())
+            .sum();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let hwm_kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        Usage {
+            cpu_s: ticks as f64 / 100.0,
+            peak_rss_bytes: hwm_kb * 1024,
+        }
+    }
+
+    /// Asks it to stop (SIGTERM) and waits for its exit code.
+    pub async fn stop(&mut self) -> Option<i32> {
+        if let Some(pid) = self.pid() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(30), self.child.wait()).await {
+            Ok(Ok(status)) => status.code(),
+            _ => {
+                let _ = self.child.kill().await;
+                None
+            }
+        }
+    }
+
+    /// True once it has exited.
+    pub fn exited(&mut self) -> Option<i32> {
+        self.child
+            .try_wait()
+            .ok()
+            .flatten()
+            .map(|s| s.code().unwrap_or(-1))
+    }
+}

@@ -1,0 +1,145 @@
+//! The swarm's final table (and the same as one JSON object): what was sent,
+//! accepted, delivered, duplicated and lost, crash reports by reason,
+//! restarts, quarantines, latency, and the gateway's CPU and memory.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use super::faults::{FaultPlan, Injected};
+use super::fleet::Mix;
+use super::process::Usage;
+
+/// Everything a swarm run established.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub sensors: Mix,
+    pub rate_hz: f64,
+    pub duration_s: f64,
+    pub seed: u64,
+    pub faults: FaultPlan,
+    pub injected: Injected,
+    /// Readings the simulators wrote completely.
+    pub sent: u64,
+    /// Readings the gateway accepted (status `accepted`).
+    pub accepted: u64,
+    /// Unique readings delivered upstream.
+    pub delivered: u64,
+    /// Telemetry messages delivered more than once.
+    pub duplicates: u64,
+    /// Accepted but not delivered: must be 0.
+    pub lost: u64,
+    pub lost_by_sensor: BTreeMap<String, u64>,
+    /// Sent by a simulator but never accepted (in flight when a link broke).
+    pub not_accepted: u64,
+    pub crash_reports: BTreeMap<String, u64>,
+    /// Corrupt frames the stream simulators (tcp, listen, serial) wrote:
+    /// each must come back as one `corrupt_frame` crash report.
+    pub corrupt_written: u64,
+    /// Corrupt messages the MQTT simulators published: their sensor skips
+    /// corrupt input, so each must come back as one dead letter.
+    pub corrupt_written_mqtt: u64,
+    pub dead_letters: u64,
+    pub restarts: u64,
+    pub quarantines: u64,
+    pub quarantined_sensors: Vec<String>,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    pub gateway_cpu_s: f64,
+    pub gateway_peak_rss_bytes: u64,
+    pub readings_per_cpu_s: f64,
+    pub gateway_exit: Option<i32>,
+}
+
+impl Report {
+    /// The run passes when nothing accepted was lost and the gateway
+    /// stopped cleanly.
+    pub fn passed(&self) -> bool {
+        self.lost == 0 && self.gateway_exit == Some(0)
+    }
+
+    /// Builds the latency and usage figures.
+    pub fn with_usage(mut self, latencies: &mut [f64], usage: Usage) -> Self {
+        latencies.sort_by(f64::total_cmp);
+        let pct = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        self.latency_p50_ms = pct(0.5);
+        self.latency_p99_ms = pct(0.99);
+        self.gateway_cpu_s = usage.cpu_s;
+        self.gateway_peak_rss_bytes = usage.peak_rss_bytes;
+        self.readings_per_cpu_s = if usage.cpu_s > 0.0 {
+            self.delivered as f64 / usage.cpu_s
+        } else {
+            0.0
+        };
+        self
+    }
+
+    /// The table people read.
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let s = self.sensors;
+        let _ = writeln!(t, "swarm: {} sensors (tcp {}, listen {}, serial {}, mqtt {}) at {} Hz for {:.0} s, seed {}", s.total(), s.tcp, s.listen, s.serial, s.mqtt, self.rate_hz, self.duration_s, self.seed);
+        let row = |t: &mut String, k: &str, v: String| {
+            let _ = writeln!(t, "  {k:<24} {v}");
+        };
+        row(&mut t, "faults injected", format!("{:?}", self.injected));
+        row(&mut t, "sent", self.sent.to_string());
+        row(&mut t, "accepted", self.accepted.to_string());
+        row(&mut t, "delivered", self.delivered.to_string());
+        row(&mut t, "duplicates", self.duplicates.to_string());
+        row(
+            &mut t,
+            "lost",
+            format!(
+                "{}{}",
+                self.lost,
+                if self.lost == 0 { "" } else { "  <-- FAIL" }
+            ),
+        );
+        row(
+            &mut t,
+            "not accepted (in flight)",
+            self.not_accepted.to_string(),
+        );
+        row(&mut t, "crash reports", format!("{:?}", self.crash_reports));
+        row(
+            &mut t,
+            "corrupt frames written",
+            format!(
+                "{} (stream), {} (mqtt)",
+                self.corrupt_written, self.corrupt_written_mqtt
+            ),
+        );
+        row(&mut t, "dead letters", self.dead_letters.to_string());
+        row(&mut t, "restarts", self.restarts.to_string());
+        row(
+            &mut t,
+            "quarantines",
+            format!("{} {:?}", self.quarantines, self.quarantined_sensors),
+        );
+        row(
+            &mut t,
+            "latency p50 / p99",
+            format!("{:.1} / {:.1} ms", self.latency_p50_ms, self.latency_p99_ms),
+        );
+        row(
+            &mut t,
+            "gateway CPU",
+            format!(
+                "{:.2} s ({:.0} readings per CPU-second)",
+                self.gateway_cpu_s, self.readings_per_cpu_s
+            ),
+        );
+        row(
+            &mut t,
+            "gateway peak RSS",
+            format!("{:.1} MiB", self.gateway_peak_rss_bytes as f64 / 1048576.0),
+        );
+        row(&mut t, "gateway exit", format!("{:?}", self.gateway_exit));
+        t
+    }
+}
