@@ -289,3 +289,35 @@ fn a_torn_wal_tail_loses_nothing_that_was_committed() {
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
+
+/// Regression: an ack that queued a deletion did not wake the writer, so
+/// once the broker stopped acknowledging, nothing was committed for up to
+/// a second.
+#[test]
+fn commits_keep_pace_when_acks_stop() {
+    let d = dir("pace");
+    let (outbox, _) = Outbox::open(&d, 1 << 30);
+    let mut cursor = Cursor::default();
+    let conn = rusqlite::Connection::open(d.join(DB_FILE)).unwrap();
+    let rows = || -> i64 {
+        conn.query_row("SELECT count(*) FROM telemetry", [], |r| r.get(0))
+            .unwrap()
+    };
+    for s in 1..=250 {
+        outbox.append(vec![reading("a", s, 100)]);
+        let got = outbox.read(&mut cursor, 512);
+        if s <= 200 {
+            let ids: Vec<u64> = got.iter().map(|m| m.id).collect();
+            std::thread::sleep(std::time::Duration::from_millis(fastrand::u64(0..8)));
+            outbox.ack(&ids);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(
+        rows() >= 45,
+        "only {} of 50 unacknowledged readings committed",
+        rows()
+    );
+    drop(outbox);
+    std::fs::remove_dir_all(&d).unwrap();
+}

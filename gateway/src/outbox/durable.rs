@@ -235,7 +235,10 @@ impl Backend for Durable {
     }
 
     fn ack(&self, ids: &[u64]) {
-        self.shared.lock().ack(ids);
+        let wake = self.shared.lock().ack(ids);
+        if wake {
+            self.shared.wake.notify_one();
+        }
     }
 
     fn stats(&self) -> Stats {

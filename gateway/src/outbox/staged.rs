@@ -195,7 +195,9 @@ impl State {
 
     /// Forgets acknowledged messages: a staged one is dropped before it is
     /// ever written; one that may be on disk is deleted by the next batch.
-    pub fn ack(&mut self, ids: &[u64]) {
+    /// Returns true when the writer should be woken (as for `append`).
+    pub fn ack(&mut self, ids: &[u64]) -> bool {
+        let wake = self.first_staged.is_none();
         for &id in ids {
             let mut removed = None;
             for queue in &mut self.staged {
@@ -214,6 +216,7 @@ impl State {
                 self.first_staged.get_or_insert_with(Instant::now);
             }
         }
+        wake && self.first_staged.is_some()
     }
 
     fn bytes(&self) -> u64 {
