@@ -262,10 +262,6 @@ async fn gateway_sigkilled_mid_stream_delivers_what_it_accepted_after_restart() 
     let accepted_before = accepted(&upstream.all(), 1);
     tokio::time::sleep(Duration::from_millis(800)).await;
     let dir = gateway.kill().await;
-    eprintln!(
-        "DEBUG log {}",
-        std::fs::read_to_string(dir.0.join("gateway.log")).unwrap()
-    );
     broker.resume().unwrap();
     let held = seqs_on_disk(&state_dir);
     assert!(held.len() >= 50, "the outbox held readings: {}", held.len());

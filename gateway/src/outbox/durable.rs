@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::db::{self, table, DbError, TableFigures, DB_FILE};
+use super::db::{self, table, DbError, DB_FILE};
 use super::handle::Backend;
 use super::staged::State;
 use super::writer::{self, Shared};
@@ -62,24 +62,19 @@ impl Durable {
         let figures = conn.as_ref().map(|c| {
             [Class::Report, Class::Telemetry].map(|class| db::figures(c, class).unwrap_or_default())
         });
-        let disk = figures.unwrap_or_else(|| {
-            // The file cannot be read: start ids above anything it could
-            // hold (milliseconds since 1970, times 1000), so rows written
-            // once the disk recovers never collide with old ones.
-            let floor = u64::try_from(db::now_ms())
+        // When the file cannot be read, ids start above anything it could
+        // hold (milliseconds since 1970, times 1000), so rows written once
+        // the disk recovers never collide with old ones; the writer counts
+        // the old rows then.
+        let floor = match figures {
+            Some(_) => 0,
+            None => u64::try_from(db::now_ms())
                 .unwrap_or(0)
-                .saturating_mul(1000);
-            [
-                TableFigures::default(),
-                TableFigures {
-                    max_id: floor,
-                    ..TableFigures::default()
-                },
-            ]
-            .map(|f| TableFigures { count: 0, ..f })
-        });
+                .saturating_mul(1000),
+        };
+        let disk = figures.unwrap_or_default();
         opened.recovered = disk[0].count + disk[1].count;
-        let mut state = State::new(disk, max_bytes, max_bytes.min(MEMORY_BOUND));
+        let mut state = State::new(disk, floor, max_bytes, max_bytes.min(MEMORY_BOUND));
         if let Some(error) = &opened.storage_error {
             state.failed(Default::default(), error.clone());
         }

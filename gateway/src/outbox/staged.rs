@@ -58,6 +58,9 @@ pub struct Outcome {
     pub dropped: BTreeMap<String, u64>,
     /// fsyncs this transaction (and any checkpoint after it) cost.
     pub fsyncs: u64,
+    /// What the file held, when it was first read only now (it could not
+    /// be opened at start).
+    pub found: Option<[TableFigures; 2]>,
 }
 
 /// Everything the durable backend keeps in memory, behind one mutex.
@@ -90,10 +93,10 @@ pub struct State {
 }
 
 impl State {
-    /// State for a file holding `disk`, bounded by `max_bytes` on disk and
-    /// `memory_bound` in memory.
-    pub fn new(disk: [TableFigures; 2], max_bytes: u64, memory_bound: u64) -> Self {
-        let max_id = disk[0].max_id.max(disk[1].max_id);
+    /// State for a file holding `disk` (ids continue above it and above
+    /// `floor`), bounded by `max_bytes` on disk and `memory_bound` in memory.
+    pub fn new(disk: [TableFigures; 2], floor: u64, max_bytes: u64, memory_bound: u64) -> Self {
+        let max_id = disk[0].max_id.max(disk[1].max_id).max(floor);
         Self {
             next_id: max_id + 1,
             staged: [BTreeMap::new(), BTreeMap::new()],
@@ -270,6 +273,11 @@ impl State {
 
     /// Books a committed batch; returns true if it ended a fault episode.
     pub fn committed(&mut self, batch: Batch, outcome: Outcome) -> bool {
+        for (disk, found) in self.disk.iter_mut().zip(outcome.found.unwrap_or_default()) {
+            disk.count += found.count;
+            disk.bytes += found.bytes;
+            disk.max_id = disk.max_id.max(found.max_id);
+        }
         for (id, entry) in &batch.inserts {
             let class = entry.class as usize;
             if self.staged[class].remove(id).is_some() {

@@ -60,17 +60,21 @@ struct Writer {
     retry_at: Option<Instant>,
     wal_bytes: u64,
     closing_tried: bool,
+    /// The file was not readable at start: count its rows on first open.
+    unread: bool,
 }
 
 /// The thread body: commits until the outbox is closed and flushed.
 pub fn run(shared: Arc<Shared>, conn: Option<Connection>) {
     let retry_at = conn.is_none().then(|| Instant::now() + RETRY);
+    let unread = conn.is_none();
     let mut writer = Writer {
         shared,
         conn,
         retry_at,
         wal_bytes: 0,
         closing_tried: false,
+        unread,
     };
     while let Some(batch) = writer.next_batch() {
         let result = writer.commit(&batch);
@@ -78,6 +82,7 @@ pub fn run(shared: Arc<Shared>, conn: Option<Connection>) {
         match result {
             Ok(outcome) => {
                 writer.retry_at = None;
+                writer.unread = false;
                 if state.committed(batch, outcome) {
                     tracing::info!(path = %writer.shared.path.display(), "outbox storage recovered; committing again");
                 }
@@ -146,8 +151,14 @@ impl Writer {
         let Some(conn) = self.conn.as_mut() else {
             return Err(db::DbError::Corrupt("no connection".into()));
         };
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut outcome = Outcome::default();
+        if self.unread {
+            outcome.found = Some([
+                db::figures(conn, Class::Report)?,
+                db::figures(conn, Class::Telemetry)?,
+            ]);
+        }
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let written = insert(&tx, batch)?;
         let freed = delete(&tx, &batch.deletes, &mut outcome)?;
         if batch.over > freed {
