@@ -34,4 +34,28 @@ pub enum Command {
     /// Simulate a swarm of sensors with faults against a real gateway and
     /// account for every reading (exit 0 when nothing accepted was lost).
     Swarm(Box<crate::swarm::SwarmArgs>),
+    /// Inspect the durable outbox in the config's state_dir (safe while the
+    /// service runs).
+    Outbox {
+        /// What to show.
+        #[command(subcommand)]
+        action: OutboxAction,
+    },
+}
+
+/// `edgevisor outbox ...`.
+#[derive(Debug, Subcommand)]
+pub enum OutboxAction {
+    /// Messages, bytes and the oldest message's age per class (exit 0).
+    Stats {
+        /// The config file (for state_dir).
+        #[arg(long, default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Integrity check (exit 0 sound, 1 problems found or unreadable).
+    Verify {
+        /// The config file (for state_dir).
+        #[arg(long, default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
 }

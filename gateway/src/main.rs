@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use edgevisor::cli::{Cli, Command};
+use edgevisor::cli::{Cli, Command, OutboxAction};
 use edgevisor::config::Config;
 use edgevisor::service::{self, Ending};
 
@@ -15,6 +15,32 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
         eprintln!("{} error(s) in {}", errors.0.len(), path.display());
         ExitCode::from(2)
     })
+}
+
+/// `edgevisor outbox stats|verify`: 0 ok, 1 problems or unreadable, 2 bad config.
+fn outbox(action: OutboxAction) -> ExitCode {
+    let (path, verify) = match action {
+        OutboxAction::Stats { config } => (config, false),
+        OutboxAction::Verify { config } => (config, true),
+    };
+    let config = match load(&path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    match edgevisor::outbox::inspect::command(&config.gateway.state_dir, verify) {
+        Ok((text, true)) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Ok((text, false)) => {
+            print!("{text}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("edgevisor: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -29,6 +55,7 @@ fn main() -> ExitCode {
         },
         Command::Swarm(args) => swarm(*args),
         Command::Demo(args) => demo(*args),
+        Command::Outbox { action } => outbox(action),
         Command::Run { config } => {
             let config = match load(&config) {
                 Ok(config) => config,

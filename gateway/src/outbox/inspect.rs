@@ -48,6 +48,16 @@ fn open(state_dir: &Path) -> Result<(PathBuf, Connection), InspectError> {
     Ok((path, conn))
 }
 
+/// `stats` (always sound) or `verify`: the text to print and whether the
+/// file is sound.
+pub fn command(state_dir: &Path, verify: bool) -> Result<(String, bool), InspectError> {
+    if verify {
+        self::verify(state_dir)
+    } else {
+        stats(state_dir).map(|text| (text, true))
+    }
+}
+
 /// The text of `edgevisor outbox stats`.
 pub fn stats(state_dir: &Path) -> Result<String, InspectError> {
     let (path, conn) = open(state_dir)?;
