@@ -21,6 +21,10 @@ pub enum Command {
         /// The config file.
         #[arg(long, default_value = crate::config::DEFAULT_PATH)]
         config: PathBuf,
+        /// Where logs go: auto (journald if reachable, else stderr text),
+        /// text, json (containers) or journald.
+        #[arg(long, value_enum, default_value_t = crate::logs::LogFormat::Auto)]
+        log_format: crate::logs::LogFormat,
     },
     /// Validate a config: every error as FILE:LINE:COL, or the tree it would build.
     Check {

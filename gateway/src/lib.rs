@@ -14,5 +14,6 @@ pub mod reports;
 pub mod sensor;
 pub mod service;
 pub mod swarm;
+pub mod systemd;
 pub mod tree;
 pub mod uplink;

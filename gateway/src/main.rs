@@ -56,12 +56,12 @@ fn main() -> ExitCode {
         Command::Swarm(args) => swarm(*args),
         Command::Demo(args) => demo(*args),
         Command::Outbox { action } => outbox(action),
-        Command::Run { config } => {
+        Command::Run { config, log_format } => {
             let config = match load(&config) {
                 Ok(config) => config,
                 Err(code) => return code,
             };
-            edgevisor::logs::init();
+            edgevisor::logs::init(log_format);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

@@ -79,6 +79,13 @@ pub async fn run(mut config: Config) -> anyhow::Result<Ending> {
         outbox.clone(),
         started_at.clone(),
     ));
+    let systemd = crate::systemd::Systemd::start(crate::systemd::Watched {
+        root: root.clone(),
+        uplink: uplink.clone(),
+        outbox: outbox.clone(),
+        groups: group_ids(&config),
+        keep_alive: config.upstream.keep_alive,
+    });
 
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
@@ -89,8 +96,10 @@ pub async fn run(mut config: Config) -> anyhow::Result<Ending> {
             _ = int.recv() => break Ending::Clean,
             _ = hup.recv() => {
                 tracing::info!(config = %config.path.display(), "SIGHUP: reloading");
+                systemd.reloading();
                 let path = config.path.clone();
                 reload::reload(&path, &mut config, &root, &gateway).await;
+                systemd.reloaded();
             }
             result = root.wait() => match result {
                 Err(exhausted) => {
@@ -101,6 +110,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<Ending> {
             },
         }
     };
+    systemd.stopping();
     match ending {
         Ending::Clean => {
             tracing::info!("stopping: sensors first, then draining the outbox");

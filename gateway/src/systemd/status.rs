@@ -1,0 +1,151 @@
+//! The one-line `STATUS=` summary `systemctl status edgevisor` shows:
+//! sensors by state, the outbox's depth, and the upstream link.
+
+use edgevisor_runtime::{ChildState, TreeSnapshot};
+
+/// The figures the line is made of; compared to send only changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Sensors running (or in their start phase).
+    pub running: usize,
+    /// Sensors waiting out a backoff.
+    pub restarting: usize,
+    /// Sensors parked after exhausting their window.
+    pub quarantined: usize,
+    /// Messages waiting in the outbox.
+    pub outbox_depth: u64,
+    /// Whether the upstream broker connection is up.
+    pub connected: bool,
+}
+
+impl Summary {
+    /// Counts the sensors of `tree`: the root's children, and the children
+    /// of the root's children named in `groups` (a group's own state is not
+    /// a sensor's). Children whose id is in `ignore` are skipped.
+    pub fn new(
+        tree: &TreeSnapshot,
+        groups: &[String],
+        ignore: &[&str],
+        outbox_depth: u64,
+        connected: bool,
+    ) -> Self {
+        let mut summary = Self {
+            outbox_depth,
+            connected,
+            ..Self::default()
+        };
+        for child in &tree.children {
+            if ignore.contains(&&*child.id) {
+                continue;
+            }
+            if groups.iter().any(|g| **g == *child.id) {
+                for sensor in &child.children {
+                    summary.count(sensor.state);
+                }
+            } else {
+                summary.count(child.state);
+            }
+        }
+        summary
+    }
+
+    fn count(&mut self, state: ChildState) {
+        match state {
+            ChildState::Starting | ChildState::Running => self.running += 1,
+            ChildState::Restarting => self.restarting += 1,
+            ChildState::Quarantined => self.quarantined += 1,
+            ChildState::Stopped => {}
+        }
+    }
+
+    /// The `STATUS=` text.
+    pub fn line(&self) -> String {
+        format!(
+            "sensors: {} running, {} restarting, {} quarantined; outbox: {} queued; upstream: {}",
+            self.running,
+            self.restarting,
+            self.quarantined,
+            self.outbox_depth,
+            if self.connected {
+                "connected"
+            } else {
+                "disconnected"
+            }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use edgevisor_runtime::{ChildKind, ChildSnapshot};
+
+    use super::*;
+
+    fn child(
+        path: &str,
+        kind: ChildKind,
+        state: ChildState,
+        kids: Vec<ChildSnapshot>,
+    ) -> ChildSnapshot {
+        ChildSnapshot {
+            id: Arc::from(path.rsplit('/').next().unwrap()),
+            path: path.into(),
+            kind,
+            state,
+            restarts: 0,
+            uptime: None,
+            in_state_for: Duration::ZERO,
+            last_reason: None,
+            children: kids,
+        }
+    }
+
+    #[test]
+    fn counts_sensors_inside_groups_and_skips_the_groups_themselves() {
+        let tree = TreeSnapshot {
+            path: "root".into(),
+            strategy: "one_for_one",
+            children: vec![
+                child(
+                    "root/barn",
+                    ChildKind::Supervisor,
+                    ChildState::Running,
+                    vec![
+                        child(
+                            "root/barn/a",
+                            ChildKind::Worker,
+                            ChildState::Running,
+                            vec![],
+                        ),
+                        child(
+                            "root/barn/b",
+                            ChildKind::Worker,
+                            ChildState::Restarting,
+                            vec![],
+                        ),
+                    ],
+                ),
+                child(
+                    "root/weather",
+                    ChildKind::Worker,
+                    ChildState::Quarantined,
+                    vec![],
+                ),
+                child(
+                    "root/debug-hang",
+                    ChildKind::Worker,
+                    ChildState::Starting,
+                    vec![],
+                ),
+            ],
+        };
+        let summary = Summary::new(&tree, &["barn".into()], &["debug-hang"], 12, true);
+        assert_eq!(
+            summary.line(),
+            "sensors: 1 running, 1 restarting, 1 quarantined; outbox: 12 queued; upstream: connected"
+        );
+    }
+}
