@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::db::TableFigures;
+use super::writer::BATCH_MAX;
 use super::{telemetry_seq, Class, Message, Stats, Stored};
 
 /// One accepted message.
@@ -45,7 +46,7 @@ pub struct Batch {
     pub deletes: Vec<u64>,
     /// Bytes to free by dropping the oldest telemetry on disk.
     pub over: u64,
-    delivered: Vec<(Arc<str>, u64)>,
+    delivered: Vec<(u64, Arc<str>, u64)>,
     through: u64,
 }
 
@@ -72,9 +73,11 @@ pub struct State {
     durable_through: u64,
     /// Ids up to this are in the batch being written (or committed).
     writing_through: u64,
+    /// A batch is being written (its deletions are not committed yet).
+    writing: bool,
     deletes: Vec<u64>,
     delete_set: HashSet<u64>,
-    delivered: Vec<(Arc<str>, u64)>,
+    delivered: Vec<(u64, Arc<str>, u64)>,
     disk: [TableFigures; 2],
     accepted: BTreeMap<String, u64>,
     dropped: BTreeMap<String, u64>,
@@ -103,6 +106,7 @@ impl State {
             staged_bytes: 0,
             durable_through: max_id,
             writing_through: max_id,
+            writing: false,
             deletes: Vec::new(),
             delete_set: HashSet::new(),
             delivered: Vec::new(),
@@ -149,7 +153,7 @@ impl State {
         if self.staged_bytes > self.memory_bound {
             self.drop_staged(self.staged_bytes - self.memory_bound);
         }
-        wake || self.staged_len() >= super::writer::BATCH_MAX
+        wake || self.staged_len() >= BATCH_MAX
     }
 
     fn staged_len(&self) -> usize {
@@ -211,7 +215,7 @@ impl State {
             if let Some(entry) = &removed {
                 self.staged_bytes -= entry.size().min(self.staged_bytes);
                 if let Some(seq) = entry.seq {
-                    self.delivered.push((entry.sensor.clone(), seq));
+                    self.delivered.push((id, entry.sensor.clone(), seq));
                 }
             }
             if (removed.is_none() || id <= self.writing_through) && self.delete_set.insert(id) {
@@ -242,7 +246,8 @@ impl State {
     /// True when everything up to `id` is committed, or the disk is failing
     /// (a `sync` caller then stops waiting).
     pub fn synced(&self, id: u64) -> bool {
-        (self.durable_through >= id && self.deletes.is_empty()) || self.storage_error.is_some()
+        (self.durable_through >= id && self.deletes.is_empty() && !self.writing)
+            || self.storage_error.is_some()
     }
 
     /// The highest id handed out so far.
@@ -250,7 +255,8 @@ impl State {
         self.next_id - 1
     }
 
-    /// Takes everything staged and every pending deletion for one commit.
+    /// Takes the oldest staged messages (at most `BATCH_MAX`) and every
+    /// pending deletion for one commit.
     pub fn take(&mut self) -> Batch {
         let mut inserts: Vec<(u64, Arc<Entry>)> = self
             .staged
@@ -258,21 +264,32 @@ impl State {
             .flat_map(|q| q.iter().map(|(id, e)| (*id, e.clone())))
             .collect();
         inserts.sort_unstable_by_key(|(id, _)| *id);
-        let through = self.last_id();
+        let through = if inserts.len() > BATCH_MAX {
+            inserts.truncate(BATCH_MAX);
+            inserts.last().map_or(self.durable_through, |(id, _)| *id)
+        } else {
+            self.last_id()
+        };
+        let (delivered, later) = std::mem::take(&mut self.delivered)
+            .into_iter()
+            .partition(|(id, _, _)| *id <= through);
+        self.delivered = later;
         self.writing_through = through;
+        self.writing = true;
         self.first_staged = None;
         self.delete_set.clear();
         Batch {
             inserts,
             deletes: std::mem::take(&mut self.deletes),
             over: self.bytes().saturating_sub(self.max_bytes),
-            delivered: std::mem::take(&mut self.delivered),
+            delivered,
             through,
         }
     }
 
     /// Books a committed batch; returns true if it ended a fault episode.
     pub fn committed(&mut self, batch: Batch, outcome: Outcome) -> bool {
+        self.writing = false;
         for (disk, found) in self.disk.iter_mut().zip(outcome.found.unwrap_or_default()) {
             disk.count += found.count;
             disk.bytes += found.bytes;
@@ -291,7 +308,7 @@ impl State {
                 *best = (*best).max(seq);
             }
         }
-        for (sensor, seq) in batch.delivered {
+        for (_, sensor, seq) in batch.delivered {
             let best = self.accepted.entry(sensor.to_string()).or_default();
             *best = (*best).max(seq);
         }
@@ -318,6 +335,7 @@ impl State {
     /// pending); returns true if this starts a fault episode.
     pub fn failed(&mut self, batch: Batch, error: String) -> bool {
         self.writing_through = self.durable_through;
+        self.writing = false;
         for id in batch.deletes {
             if self.delete_set.insert(id) {
                 self.deletes.push(id);

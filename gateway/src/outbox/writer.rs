@@ -18,7 +18,8 @@ use super::Class;
 
 /// Longest a message waits to be committed while the writer is idle.
 pub const LINGER: Duration = Duration::from_millis(5);
-/// Pending messages that start a commit without waiting for [`LINGER`].
+/// Pending messages that start a commit without waiting for [`LINGER`],
+/// and the most one transaction inserts.
 pub const BATCH_MAX: usize = 1000;
 /// Time between attempts while the disk is failing.
 pub const RETRY: Duration = Duration::from_secs(1);
