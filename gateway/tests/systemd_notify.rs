@@ -148,7 +148,11 @@ async fn ready_status_watchdog_until_the_tree_hangs_then_stopping_on_sigterm() {
     // land.
     let deadline = Instant::now() + Duration::from_secs(15);
     while !log().contains("hanging the root supervisor on purpose") {
-        assert!(Instant::now() < deadline, "hook did not fire; log:\n{}", log());
+        assert!(
+            Instant::now() < deadline,
+            "hook did not fire; log:\n{}",
+            log()
+        );
         sleep(Duration::from_millis(20)).await;
     }
     sleep(Duration::from_millis(1500)).await;

@@ -97,7 +97,11 @@ impl Mosquitto {
     fn write_config(&self) -> std::io::Result<PathBuf> {
         let conf = self.dir.join("mosquitto.conf");
         let text = format!(
-            "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n",
+            // No per-client queue limit: Mosquitto's default (1000 QoS 1
+            // messages) silently drops messages for a subscriber that falls
+            // behind, and an observer counting deliveries must never be a
+            // source of loss itself.
+            "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\nmax_queued_messages 0\nmax_queued_bytes 0\n",
             self.port
         );
         std::fs::write(&conf, text)?;

@@ -196,7 +196,14 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<Report> {
             .sum()
     };
     let (corrupt_written, corrupt_written_mqtt) = (corrupt(false), corrupt(true));
-    drain(&account).await;
+    // Crashes and actions as the run left them: the drain below keeps the
+    // sensors silent, and those that stay silent past their read timeout
+    // would add crashes the fault plan did not cause.
+    let (run_crashes, run_actions) = {
+        let books = account.lock().unwrap_or_else(PoisonError::into_inner);
+        (books.crashes_by_reason.clone(), books.actions.clone())
+    };
+    let drained = drain(&account).await;
     let usage = gateway.usage();
     let exit = gateway.stop().await;
     for sim in &fleet.sims {
@@ -233,12 +240,14 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<Report> {
         lost: lost_by_sensor.values().sum(),
         lost_by_sensor,
         not_accepted: sent.saturating_sub(sim_delivered),
-        crash_reports: books.crashes_by_reason.clone(),
+        crash_reports_during_drain: books.crashes_by_reason.values().sum::<u64>()
+            - run_crashes.values().sum::<u64>(),
+        crash_reports: run_crashes,
         corrupt_written,
         corrupt_written_mqtt,
         dead_letters: books.dead_letters.values().sum(),
-        restarts: books.actions.get("restart").copied().unwrap_or(0),
-        quarantines: books.actions.get("quarantine").copied().unwrap_or(0),
+        restarts: run_actions.get("restart").copied().unwrap_or(0),
+        quarantines: run_actions.get("quarantine").copied().unwrap_or(0),
         quarantined_sensors: books
             .states
             .iter()
@@ -251,6 +260,7 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<Report> {
         gateway_peak_rss_bytes: 0,
         readings_per_cpu_s: 0.0,
         gateway_exit: exit,
+        drained,
     }
     .with_usage(&mut latencies, usage);
     if let Some(path) = &args.json {
@@ -377,8 +387,9 @@ fn progress(began: Instant, fleet: &fleet::Fleet, account: &Mutex<Account>) {
 }
 
 /// Waits until everything the gateway accepted has arrived and its
-/// `accepted` figures stopped moving (status is republished every 2 s).
-async fn drain(account: &Mutex<Account>) {
+/// `accepted` figures stopped moving (status is republished every 2 s);
+/// false when it gave up after a minute.
+async fn drain(account: &Mutex<Account>) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut stable_since = Instant::now();
     let mut last = 0;
@@ -390,8 +401,9 @@ async fn drain(account: &Mutex<Account>) {
             last = accepted;
             stable_since = Instant::now();
         }
-        if books.lost().is_empty() && stable_since.elapsed() > Duration::from_secs(5) {
-            return;
+        if stable_since.elapsed() > Duration::from_secs(3) && books.lost().is_empty() {
+            return true;
         }
     }
+    false
 }

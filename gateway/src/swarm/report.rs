@@ -31,7 +31,11 @@ pub struct Report {
     pub lost_by_sensor: BTreeMap<String, u64>,
     /// Sent by a simulator but never accepted (in flight when a link broke).
     pub not_accepted: u64,
+    /// Crash reports by reason, until the sensors were silenced for the drain.
     pub crash_reports: BTreeMap<String, u64>,
+    /// Crash reports that arrived during the final drain (mostly sensors
+    /// silent past their read timeout while the harness waited).
+    pub crash_reports_during_drain: u64,
     /// Corrupt frames the stream simulators (tcp, listen, serial) wrote:
     /// each must come back as one `corrupt_frame` crash report.
     pub corrupt_written: u64,
@@ -48,6 +52,9 @@ pub struct Report {
     pub gateway_peak_rss_bytes: u64,
     pub readings_per_cpu_s: f64,
     pub gateway_exit: Option<i32>,
+    /// False when the final drain gave up after a minute with readings
+    /// still missing.
+    pub drained: bool,
 }
 
 impl Report {
@@ -105,7 +112,14 @@ impl Report {
             "not accepted (in flight)",
             self.not_accepted.to_string(),
         );
-        row(&mut t, "crash reports", format!("{:?}", self.crash_reports));
+        row(
+            &mut t,
+            "crash reports",
+            format!(
+                "{:?} (+{} during the drain)",
+                self.crash_reports, self.crash_reports_during_drain
+            ),
+        );
         row(
             &mut t,
             "corrupt frames written",
@@ -140,6 +154,13 @@ impl Report {
             format!("{:.1} MiB", self.gateway_peak_rss_bytes as f64 / 1048576.0),
         );
         row(&mut t, "gateway exit", format!("{:?}", self.gateway_exit));
+        if !self.drained {
+            row(
+                &mut t,
+                "drain",
+                "gave up after 60 s with accepted readings missing".into(),
+            );
+        }
         t
     }
 }
