@@ -62,20 +62,11 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             edgevisor::logs::init(log_format);
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    eprintln!("edgevisor: cannot start the async runtime: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            match runtime.block_on(service::run(config)) {
-                Ok(Ending::Clean) => ExitCode::SUCCESS,
-                Ok(Ending::RootExhausted) => ExitCode::from(3),
-                Err(e) => {
+            match block_on(service::run(config)) {
+                Ok(Ok(Ending::Clean)) => ExitCode::SUCCESS,
+                Ok(Ok(Ending::RootExhausted)) => ExitCode::from(3),
+                Err(code) => code,
+                Ok(Err(e)) => {
                     tracing::error!("{e:#}");
                     eprintln!("edgevisor: {e:#}");
                     ExitCode::from(1)
@@ -85,19 +76,25 @@ fn main() -> ExitCode {
     }
 }
 
-fn swarm(args: edgevisor::swarm::SwarmArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+/// Runs `future` on a fresh multi-threaded runtime; exit code 1 when the
+/// runtime cannot be built.
+fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, ExitCode> {
+    match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime,
+        Ok(runtime) => Ok(runtime.block_on(future)),
         Err(e) => {
             eprintln!("edgevisor: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            Err(ExitCode::from(1))
         }
-    };
-    match runtime.block_on(edgevisor::swarm::run(args)) {
-        Ok(report) => {
+    }
+}
+
+fn swarm(args: edgevisor::swarm::SwarmArgs) -> ExitCode {
+    match block_on(edgevisor::swarm::run(args)) {
+        Err(code) => code,
+        Ok(Ok(report)) => {
             print!("{}", report.table());
             if report.passed() {
                 ExitCode::SUCCESS
@@ -105,7 +102,7 @@ fn swarm(args: edgevisor::swarm::SwarmArgs) -> ExitCode {
                 ExitCode::from(1)
             }
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             eprintln!("edgevisor swarm: {e:#}");
             ExitCode::from(2)
         }
@@ -113,19 +110,10 @@ fn swarm(args: edgevisor::swarm::SwarmArgs) -> ExitCode {
 }
 
 fn demo(args: edgevisor::demo::DemoArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("edgevisor: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match runtime.block_on(edgevisor::demo::run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    match block_on(edgevisor::demo::run(args)) {
+        Err(code) => code,
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             eprintln!("edgevisor demo: {e:#}");
             ExitCode::from(1)
         }

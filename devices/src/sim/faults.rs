@@ -134,6 +134,12 @@ impl ReadingGen {
 /// The sequence number a simulated reading carries, for accounting.
 pub fn seq_of(codec: CodecKind, reading: &Reading) -> Option<u64> {
     let v: serde_json::Value = serde_json::from_str(reading.data_json()).ok()?;
+    seq_in_data(codec, &v)
+}
+
+/// The sequence number in a reading's data object, as it arrives upstream
+/// in a telemetry payload's `data`.
+pub fn seq_in_data(codec: CodecKind, v: &serde_json::Value) -> Option<u64> {
     match codec {
         CodecKind::Lines => v["text"]
             .as_str()?

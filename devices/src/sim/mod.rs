@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-pub use faults::{seq_of, Fault, ReadingGen};
+pub use faults::{seq_in_data, seq_of, Fault, ReadingGen};
 
 use crate::codec::CodecKind;
 

@@ -10,7 +10,6 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::pty::openpty;
@@ -95,13 +94,7 @@ impl PtySensor {
                     }
                     continue;
                 };
-                counters.connections.fetch_add(1, Ordering::Relaxed);
-                let mut w = Writer {
-                    gen: config.gen,
-                    period: config.period(),
-                    counters: &counters,
-                    commands: &mut commands,
-                };
+                let mut w = Writer::connected(&config, &counters, &mut commands);
                 let end = w.run(&mut current.master).await;
                 drop(current); // device removal: master and slave closed
                 slave_tx.send_replace(None);

@@ -7,7 +7,6 @@
 //!   it connects again after `reconnect_delay`.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -33,13 +32,7 @@ impl TcpSensorServer {
                 let Ok((mut stream, _)) = listener.accept().await else {
                     continue;
                 };
-                counters.connections.fetch_add(1, Ordering::Relaxed);
-                let mut w = Writer {
-                    gen: config.gen,
-                    period: config.period(),
-                    counters: &counters,
-                    commands: &mut commands,
-                };
+                let mut w = Writer::connected(&config, &counters, &mut commands);
                 if w.run(&mut stream).await == LoopEnd::Stopped {
                     return;
                 }
@@ -70,13 +63,7 @@ impl TcpSensorClient {
                     tokio::time::sleep(reconnect_delay).await;
                     continue;
                 };
-                counters.connections.fetch_add(1, Ordering::Relaxed);
-                let mut w = Writer {
-                    gen: config.gen,
-                    period: config.period(),
-                    counters: &counters,
-                    commands: &mut commands,
-                };
+                let mut w = Writer::connected(&config, &counters, &mut commands);
                 if w.run(&mut stream).await == LoopEnd::Stopped {
                     return;
                 }

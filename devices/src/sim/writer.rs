@@ -33,7 +33,24 @@ pub(crate) struct Writer<'a> {
     pub(crate) commands: &'a mut mpsc::UnboundedReceiver<Fault>,
 }
 
-impl Writer<'_> {
+impl<'a> Writer<'a> {
+    /// A writer for a connection that has just been made (counted as one).
+    pub(crate) fn connected(
+        config: &super::SimConfig,
+        counters: &'a SimCounters,
+        commands: &'a mut mpsc::UnboundedReceiver<Fault>,
+    ) -> Self {
+        counters
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Writer {
+            gen: config.gen,
+            period: config.period(),
+            counters,
+            commands,
+        }
+    }
+
     pub(crate) async fn run<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> LoopEnd {
         let mut tick = tokio::time::interval(self.period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

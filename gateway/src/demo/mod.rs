@@ -14,7 +14,6 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 
 use crate::swarm::faults::{self, FaultPlan, Injected};
 use crate::swarm::fleet::{self, Mix};
@@ -57,7 +56,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("demo config is invalid:\n{e}"))?;
 
     let (views, mut updates) = tokio::sync::mpsc::unbounded_channel::<(String, Vec<u8>)>();
-    let observer = observe(port, views).await?;
+    let observer = crate::swarm::observe(port, "demo", move |kind, payload| {
+        let _ = views.send((kind.to_string(), payload.to_vec()));
+    })
+    .await?;
     let binary = std::env::current_exe().context("cannot find the edgevisor binary")?;
     let mut gateway = GatewayProcess::start(&binary, &config_path, dir.join("gateway.log"))?;
 
@@ -131,49 +133,4 @@ fn draw(view: &View, began: Instant, broker: &EmbeddedBroker, terminal: bool) {
         let _ = writeln!(out, "{screen}");
     }
     let _ = out.flush();
-}
-
-async fn observe(
-    port: u16,
-    views: tokio::sync::mpsc::UnboundedSender<(String, Vec<u8>)>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let mut options = MqttOptions::new(
-        format!("demo-view-{}", std::process::id()),
-        "127.0.0.1",
-        port,
-    );
-    options.set_keep_alive(Duration::from_secs(5));
-    options.set_max_packet_size(1 << 22, 1 << 22);
-    let (client, mut eventloop) = AsyncClient::new(options, 256);
-    let (ready_tx, ready) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(async move {
-        let mut ready_tx = Some(ready_tx);
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Incoming::ConnAck(_))) => {
-                    let _ = client.subscribe("edgevisor/demo/#", QoS::AtLeastOnce).await;
-                }
-                Ok(Event::Incoming(Incoming::SubAck(_))) => {
-                    if let Some(tx) = ready_tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-                Ok(Event::Incoming(Incoming::Publish(p))) => {
-                    let kind = p
-                        .topic
-                        .strip_prefix("edgevisor/demo/")
-                        .unwrap_or("")
-                        .to_string();
-                    let _ = views.send((kind, p.payload.to_vec()));
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(10), ready)
-        .await
-        .context("the demo view could not subscribe")?
-        .ok();
-    Ok(task)
 }

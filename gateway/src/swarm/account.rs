@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::SystemTime;
 
-use base64::Engine as _;
 use serde_json::Value;
 
 use super::fleet::SPAN;
@@ -40,24 +39,7 @@ pub struct Account {
 
 /// The simulator's own number in a telemetry `data` object.
 pub fn sim_number(codec: &str, data: &Value) -> Option<u64> {
-    match codec {
-        "lines" => data["text"]
-            .as_str()?
-            .strip_prefix("seq=")?
-            .split(' ')
-            .next()?
-            .parse()
-            .ok(),
-        "json" => data["seq"].as_u64(),
-        "nmea" => data["fields"].get(0)?.as_str()?.parse().ok(),
-        "frame" => {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(data["payload_b64"].as_str()?)
-                .ok()?;
-            Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
-        }
-        _ => None,
-    }
+    edgevisor_devices::sim::seq_in_data(codec.parse().ok()?, data)
 }
 
 impl Account {
@@ -220,6 +202,7 @@ mod tests {
             sim_number("json", &serde_json::json!({"seq": 19})),
             Some(19)
         );
+        use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD.encode(20u64.to_be_bytes());
         assert_eq!(
             sim_number("frame", &serde_json::json!({"payload_b64": b64})),

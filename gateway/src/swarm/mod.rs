@@ -140,7 +140,14 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<Report> {
         .map_err(|e| anyhow::anyhow!("generated config is invalid:\n{e}"))?;
 
     let account = Arc::new(Mutex::new(Account::default()));
-    let observer = observe(port, account.clone()).await?;
+    let books = account.clone();
+    let observer = observe(port, "swarm", move |kind, payload| {
+        books
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .book(kind, payload, SystemTime::now());
+    })
+    .await?;
     let binary = match &args.gateway_bin {
         Some(b) => b.clone(),
         None => std::env::current_exe().context("cannot find the edgevisor binary")?,
@@ -270,14 +277,17 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Subscribes to everything the gateway publishes and books it. Reconnects
-/// within milliseconds so a restarted broker is rejoined before the gateway.
-async fn observe(
+/// Subscribes to everything gateway `gateway_id` publishes on the broker
+/// at `port` and hands each message (topic after the gateway id, payload) to
+/// `sink`. Reconnects within milliseconds, so a restarted broker is rejoined
+/// before the gateway (whose first retry waits at least 200 ms).
+pub async fn observe(
     port: u16,
-    account: Arc<Mutex<Account>>,
+    gateway_id: &str,
+    mut sink: impl FnMut(&str, &[u8]) + Send + 'static,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let mut options = MqttOptions::new(
-        format!("swarm-observer-{}", std::process::id()),
+        format!("{gateway_id}-observer-{}", std::process::id()),
         "127.0.0.1",
         port,
     );
@@ -285,13 +295,14 @@ async fn observe(
     options.set_max_packet_size(1 << 24, 1 << 24);
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
     let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let prefix = format!("edgevisor/{gateway_id}/");
     let task = tokio::spawn(async move {
         let mut ready_tx = Some(ready_tx);
         loop {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Incoming::ConnAck(_))) => {
                     let _ = client
-                        .subscribe("edgevisor/swarm/#", QoS::AtLeastOnce)
+                        .subscribe(format!("{prefix}#"), QoS::AtLeastOnce)
                         .await;
                 }
                 Ok(Event::Incoming(Incoming::SubAck(_))) => {
@@ -300,12 +311,7 @@ async fn observe(
                     }
                 }
                 Ok(Event::Incoming(Incoming::Publish(p))) => {
-                    let kind = p.topic.strip_prefix("edgevisor/swarm/").unwrap_or("");
-                    account.lock().unwrap_or_else(PoisonError::into_inner).book(
-                        kind,
-                        &p.payload,
-                        SystemTime::now(),
-                    );
+                    sink(p.topic.strip_prefix(&prefix).unwrap_or(""), &p.payload);
                 }
                 Ok(_) => {}
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
