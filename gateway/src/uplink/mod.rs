@@ -114,9 +114,19 @@ impl Uplink {
         }
     }
 
-    /// Waits until everything was acknowledged, or `deadline`.
+    /// Waits until everything was acknowledged, or `deadline`, or the
+    /// broker has been unreachable for a second: then nothing can drain, and
+    /// the outbox keeps what is left for the next start.
     pub async fn wait_drained(&self, deadline: Instant) {
+        let mut unreachable_since: Option<Instant> = None;
         while !self.is_drained() && Instant::now() < deadline {
+            if self.is_connected() {
+                unreachable_since = None;
+            } else if unreachable_since.get_or_insert_with(Instant::now).elapsed()
+                > Duration::from_secs(1)
+            {
+                return;
+            }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

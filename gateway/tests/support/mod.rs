@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
+#[allow(unused_imports)] // not every test file starts a broker this way
 pub use edgevisor_devices::sim::broker::Mosquitto;
 
 /// One message seen upstream.

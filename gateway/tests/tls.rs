@@ -1,0 +1,172 @@
+//! The upstream over TLS (`mqtts://`, rustls with ring): a Mosquitto with a
+//! TLS listener and a certificate from a CA the test makes, the gateway
+//! trusting that CA through `ca_file`, and readings arriving. Without the CA
+//! the gateway refuses the broker and says why. Needs the `openssl` command
+//! to make the certificates; skips with a message without it.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use edgevisor_devices::codec::CodecKind;
+use edgevisor_devices::sim::tcp::TcpSensorServer;
+use edgevisor_devices::sim::SimConfig;
+use nix::sys::signal::Signal;
+use support::{free_port, Gateway, TempDir, Upstream};
+
+fn openssl(dir: &Path, args: &[&str]) -> bool {
+    Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A CA and a server certificate for localhost / 127.0.0.1, signed by it.
+fn make_certificates(dir: &Path) -> bool {
+    std::fs::write(
+        dir.join("server.ext"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=edgevisor-test-ca",
+        ],
+    ) && openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    ) && openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    ) && readable(&dir.join("server.key"))
+}
+
+/// Mosquitto started as root drops to its own user: let it read the
+/// throwaway test key.
+fn readable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).is_ok()
+}
+
+fn mosquitto() -> Option<std::path::PathBuf> {
+    edgevisor_devices::sim::broker::find_mosquitto()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_reach_a_tls_broker_whose_ca_is_configured() {
+    let dir = TempDir::new("tls");
+    let (Some(broker_bin), true) = (mosquitto(), make_certificates(&dir.0)) else {
+        eprintln!("SKIPPED: needs the mosquitto and openssl commands");
+        return;
+    };
+    let (plain, tls) = (free_port(), free_port());
+    let conf = dir.0.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "per_listener_settings false\nallow_anonymous true\npersistence false\nlog_dest none\nlistener {plain} 127.0.0.1\nlistener {tls} 127.0.0.1\ncafile {0}/ca.crt\ncertfile {0}/server.crt\nkeyfile {0}/server.key\n",
+            dir.0.display()
+        ),
+    )
+    .unwrap();
+    let mut broker = tokio::process::Command::new(broker_bin)
+        .arg("-c")
+        .arg(&conf)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let upstream = Upstream::connect(plain).await;
+    let sim = TcpSensorServer::start(SimConfig::new(CodecKind::Lines, 20.0))
+        .await
+        .unwrap();
+    let config = |gateway: &str, ca: bool| {
+        format!(
+            "[gateway]\nid = \"{gateway}\"\nstate_dir = \"{}\"\n\n[upstream]\nurl = \"mqtts://localhost:{tls}\"\n{}keep_alive = \"5s\"\n\n[[sensor]]\nid = \"w\"\ntransport = \"tcp\"\naddress = \"{}\"\ncodec = \"lines\"\n",
+            dir.0.join(gateway).display(),
+            if ca { format!("ca_file = \"{}\"\n", dir.0.join("ca.crt").display()) } else { String::new() },
+            sim.addr()
+        )
+    };
+
+    let trusted = TempDir::new("tls-trusted");
+    let mut gateway = Gateway::start_in(trusted, &config("trusting", true)).await;
+    upstream
+        .wait("readings over TLS", 15, |m| {
+            m.iter()
+                .filter(|m| m.topic == "edgevisor/trusting/telemetry/w")
+                .count()
+                >= 5
+        })
+        .await;
+    gateway.signal(Signal::SIGTERM);
+    assert_eq!(gateway.exit_code(20).await, Some(0));
+
+    let untrusted = TempDir::new("tls-untrusted");
+    let mut gateway = Gateway::start_in(untrusted, &config("doubting", false)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        upstream.on("doubting/telemetry/w").is_empty(),
+        "an unknown CA is refused"
+    );
+    let log = gateway.log();
+    assert!(
+        log.contains("invalid peer certificate: UnknownIssuer"),
+        "the log says why: {log}"
+    );
+    // Unreachable upstream: the stop does not wait for a drain that cannot
+    // happen (the outbox keeps everything for the next start).
+    let stopping = std::time::Instant::now();
+    gateway.signal(Signal::SIGTERM);
+    assert_eq!(gateway.exit_code(20).await, Some(0));
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "stopped in {:?}",
+        stopping.elapsed()
+    );
+    let _ = broker.kill().await;
+}
