@@ -12,11 +12,17 @@ use super::process::Usage;
 /// Everything a swarm run established.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
+    /// Sensors per transport.
     pub sensors: Mix,
+    /// Readings per second per sensor.
     pub rate_hz: f64,
+    /// How long the sensors sent.
     pub duration_s: f64,
+    /// Seed of the fault plan (repeat a run with it).
     pub seed: u64,
+    /// The fault rates.
     pub faults: FaultPlan,
+    /// Faults injected, by kind.
     pub injected: Injected,
     /// Readings the simulators wrote completely.
     pub sent: u64,
@@ -28,6 +34,7 @@ pub struct Report {
     pub duplicates: u64,
     /// Accepted but not delivered: must be 0.
     pub lost: u64,
+    /// Lost readings per sensor.
     pub lost_by_sensor: BTreeMap<String, u64>,
     /// Sent by a simulator but never accepted (in flight when a link broke).
     pub not_accepted: u64,
@@ -42,15 +49,25 @@ pub struct Report {
     /// Corrupt messages the MQTT simulators published: their sensor skips
     /// corrupt input, so each must come back as one dead letter.
     pub corrupt_written_mqtt: u64,
+    /// Dead letters received.
     pub dead_letters: u64,
+    /// Crash reports whose action was `restart`.
     pub restarts: u64,
+    /// Crash reports whose action was `quarantine`.
     pub quarantines: u64,
+    /// Sensors whose last state was `quarantined`.
     pub quarantined_sensors: Vec<String>,
+    /// Median time from the gateway's `ts` to arrival upstream.
     pub latency_p50_ms: f64,
+    /// 99th percentile of the same.
     pub latency_p99_ms: f64,
+    /// CPU seconds the gateway process used.
     pub gateway_cpu_s: f64,
+    /// Peak resident memory of the gateway process.
     pub gateway_peak_rss_bytes: u64,
+    /// Delivered readings per gateway CPU second.
     pub readings_per_cpu_s: f64,
+    /// The gateway's exit code after SIGTERM.
     pub gateway_exit: Option<i32>,
     /// False when the final drain gave up after a minute with readings
     /// still missing.
