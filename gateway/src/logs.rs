@@ -79,9 +79,11 @@ pub fn init(format: LogFormat) -> Sink {
             .try_init();
         Sink::Json
     } else {
+        // Colours only for a person at a terminal, never in files or pipes.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter())
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_target(false)
             .try_init();
         Sink::Text

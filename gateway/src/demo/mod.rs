@@ -92,7 +92,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                         flap.handle().inject(edgevisor_devices::sim::Fault::BadChecksum);
                     }
                 }
-                if ticks % if terminal { 5 } else { 20 } == 0 {
+                if ticks % if terminal { 5 } else { 10 } == 0 {
                     draw(&view, began, &broker, terminal);
                 }
                 if let Some(code) = gateway.exited() {
