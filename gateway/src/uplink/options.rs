@@ -89,3 +89,56 @@ fn tls(upstream: &UpstreamConfig) -> Result<Arc<rustls::ClientConfig>, OptionsEr
         .with_no_client_auth();
     Ok(Arc::new(config))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerUrl;
+
+    fn upstream(password_file: Option<std::path::PathBuf>) -> UpstreamConfig {
+        UpstreamConfig {
+            url: BrokerUrl {
+                tls: false,
+                host: "127.0.0.1".into(),
+                port: 1883,
+            },
+            client_id: "edgevisor-t".into(),
+            username: Some("barn".into()),
+            password_file,
+            ca_file: None,
+            topic_prefix: "edgevisor".into(),
+            keep_alive: std::time::Duration::from_secs(30),
+            outbox_max_bytes: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn the_password_comes_from_its_file_without_the_newline() {
+        let path = std::env::temp_dir().join(format!("edgevisor-pw-{}", std::process::id()));
+        std::fs::write(&path, "s3cret-value\n").unwrap();
+        let options = mqtt_options(
+            &upstream(Some(path.clone())),
+            "t/status".into(),
+            b"{}".to_vec(),
+        )
+        .unwrap();
+        let login = options.credentials().unwrap();
+        assert_eq!(
+            (login.username.as_str(), login.password.as_str()),
+            ("barn", "s3cret-value")
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn an_unreadable_password_file_names_the_file_only() {
+        let path = std::path::PathBuf::from("/nonexistent/edgevisor/password");
+        let err = mqtt_options(&upstream(Some(path)), "t/status".into(), b"{}".to_vec())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("cannot read password_file /nonexistent/edgevisor/password"),
+            "{err}"
+        );
+    }
+}
