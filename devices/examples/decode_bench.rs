@@ -4,7 +4,7 @@
 //! sentences, `key=value` lines, 100-200 byte frame payloads and JSON
 //! objects), then feeds them to a fresh decoder in 64 KiB reads, as a link
 //! would, turning every frame into a `Reading`. Run with
-//! `cargo run --release -p edgevisor-devices --example bench`.
+//! `cargo run --release -p edgevisor-devices --example decode_bench`.
 
 use std::time::Instant;
 
