@@ -321,3 +321,29 @@ fn commits_keep_pace_when_acks_stop() {
     drop(outbox);
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn ids_are_never_handed_out_twice_even_after_the_newest_were_deleted() {
+    let dir = dir("high-water");
+    let newest = {
+        let (outbox, _) = Outbox::open(&dir, 1 << 20);
+        outbox.append((1..=5).map(|n| reading("a", n, 10)).collect());
+        outbox.sync();
+        let all = ids(&outbox, 10);
+        // The newest rows are acknowledged and their deletion committed:
+        // the table's own max(id) now lies below the ids handed out.
+        outbox.ack(&all[2..]);
+        outbox.sync();
+        assert_eq!(ids(&outbox, 10), all[..2].to_vec());
+        *all.last().unwrap()
+    };
+    let (outbox, _) = Outbox::open(&dir, 1 << 20);
+    outbox.append(vec![reading("a", 6, 10)]);
+    let fresh = *ids(&outbox, 10).last().unwrap();
+    assert!(
+        fresh > newest,
+        "id {fresh} was handed out before (up to {newest})"
+    );
+    drop(outbox);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 
 use super::Class;
 
@@ -31,7 +31,29 @@ CREATE TABLE IF NOT EXISTS reports (
 CREATE TABLE IF NOT EXISTS telemetry (
     id INTEGER PRIMARY KEY, sensor TEXT NOT NULL, topic TEXT NOT NULL,
     payload BLOB NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 ";
+
+/// The highest id ever stored, kept so that ids are never handed out twice,
+/// even when the newest rows were acknowledged and deleted before a restart.
+pub fn high_water(conn: &Connection) -> rusqlite::Result<u64> {
+    let value: Option<i64> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'high_water'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(value.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
+}
+
+/// Raises the high-water mark to `id` (in the transaction that stores it).
+pub fn raise_high_water(conn: &Connection, id: u64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES ('high_water', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+    )?
+    .execute([i64::try_from(id).unwrap_or(i64::MAX)])?;
+    Ok(())
+}
 
 /// Why the file could not be used.
 #[derive(Debug, thiserror::Error)]

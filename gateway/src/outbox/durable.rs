@@ -66,9 +66,9 @@ impl Durable {
         // hold (milliseconds since 1970, times 1000), so rows written once
         // the disk recovers never collide with old ones; the writer counts
         // the old rows then.
-        let floor = match figures {
-            Some(_) => 0,
-            None => u64::try_from(db::now_ms())
+        let floor = match (&conn, figures) {
+            (Some(c), Some(_)) => db::high_water(c).unwrap_or(0),
+            _ => u64::try_from(db::now_ms())
                 .unwrap_or(0)
                 .saturating_mul(1000),
         };

@@ -161,6 +161,9 @@ impl Writer {
         }
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let written = insert(&tx, batch)?;
+        if let Some(newest) = batch.inserts.iter().map(|(id, _)| *id).max() {
+            db::raise_high_water(&tx, newest)?;
+        }
         let freed = delete(&tx, &batch.deletes, &mut outcome)?;
         if batch.over > freed {
             drop_oldest(&tx, batch.over - freed, &mut outcome)?;
