@@ -42,7 +42,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<Ending> {
     let topics = Topics::new(&config.upstream.topic_prefix, &config.gateway.id);
     let (outbox, opened) = Outbox::open(&state_dir, config.upstream.outbox_max_bytes);
     outbox.append(notice::on_open(&opened, &config.gateway.id, boot, &topics));
-    let will = payload::to_vec(&status("offline", boot, None, None));
+    let will = payload::to_vec(&status("offline", boot, None));
     let uplink = Arc::new(
         Uplink::start(&config.upstream, topics.status(), will, outbox.clone())
             .context("cannot set up the upstream connection")?,
@@ -50,7 +50,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<Ending> {
     let started_at = payload::timestamp(SystemTime::now());
     uplink.set_retained(
         topics.status(),
-        payload::to_vec(&status("online", boot, Some(&started_at), None)),
+        payload::to_vec(&status("online", boot, Some(&started_at))),
     );
     let gateway = Gateway::new(
         config.gateway.id.clone(),
@@ -115,7 +115,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<Ending> {
         Ending::Clean => {
             tracing::info!("stopping: sensors first, then draining the outbox");
             let _ = root.shutdown().await;
-            let stopped = payload::to_vec(&status("stopped", boot, None, None));
+            let stopped = payload::to_vec(&status("stopped", boot, None));
             uplink
                 .stop(topics.status(), stopped, Instant::now() + DRAIN)
                 .await;
@@ -146,12 +146,7 @@ fn group_ids(config: &Config) -> Vec<String> {
         .collect()
 }
 
-fn status<'a>(
-    state: &'a str,
-    boot: u64,
-    started_at: Option<&'a str>,
-    _extra: Option<()>,
-) -> Status<'a> {
+fn status<'a>(state: &'a str, boot: u64, started_at: Option<&'a str>) -> Status<'a> {
     Status {
         state,
         boot,
@@ -186,7 +181,7 @@ async fn publish_status(
             continue;
         }
         if let Some((dropped, accepted, storage_error)) = &current {
-            let mut body = status("online", gateway.boot, Some(&started_at), None);
+            let mut body = status("online", gateway.boot, Some(&started_at));
             body.dropped = Some(dropped);
             body.accepted = Some(accepted);
             for (sensor, count) in dropped {

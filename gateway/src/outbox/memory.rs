@@ -2,7 +2,7 @@
 //! where no durable store is wanted (tests, the demo) and as the model the
 //! SQLite backend must behave like.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::time::Instant;
@@ -16,7 +16,6 @@ pub struct MemoryStore {
     bytes: u64,
     queues: [BTreeMap<u64, Entry>; 2],
     dropped: BTreeMap<String, u64>,
-    arrivals: VecDeque<(u64, Instant)>,
     accepted: BTreeMap<String, u64>,
 }
 
@@ -24,6 +23,7 @@ struct Entry {
     sensor: Arc<str>,
     topic: String,
     payload: Vec<u8>,
+    arrived: Instant,
 }
 
 impl Entry {
@@ -41,7 +41,6 @@ impl MemoryStore {
             bytes: 0,
             queues: [BTreeMap::new(), BTreeMap::new()],
             dropped: BTreeMap::new(),
-            arrivals: VecDeque::new(),
             accepted: BTreeMap::new(),
         }
     }
@@ -79,10 +78,10 @@ impl Store for MemoryStore {
                 sensor: m.sensor,
                 topic: m.topic,
                 payload: m.payload,
+                arrived: now,
             };
             self.bytes += entry.size();
             self.queues[m.class as usize].insert(id, entry);
-            self.arrivals.push_back((id, now));
         }
         self.enforce_bound();
     }
@@ -118,17 +117,13 @@ impl Store for MemoryStore {
 
     fn stats(&self) -> Stats {
         let depth = self.queues.iter().map(|q| q.len() as u64).sum();
-        let oldest = self
+        // Ids grow with arrival, so each queue's first entry is its oldest.
+        let oldest_age = self
             .queues
             .iter()
-            .filter_map(|q| q.keys().next().copied())
-            .min();
-        let oldest_age = oldest.and_then(|id| {
-            self.arrivals
-                .iter()
-                .find(|(a, _)| *a >= id)
-                .map(|(_, at)| at.elapsed())
-        });
+            .filter_map(|q| q.values().next())
+            .map(|e| e.arrived.elapsed())
+            .max();
         Stats {
             depth,
             bytes: self.bytes,
@@ -206,5 +201,18 @@ mod tests {
             [1, 4, 5],
             "the report survives, the oldest telemetry does not"
         );
+    }
+
+    #[test]
+    fn oldest_age_follows_what_is_still_held() {
+        let mut s = MemoryStore::new(1 << 20);
+        assert_eq!(s.stats().oldest_age, None);
+        s.append(vec![
+            msg(Class::Telemetry, "a", 1),
+            msg(Class::Report, "a", 1),
+        ]);
+        assert!(s.stats().oldest_age.is_some());
+        s.ack(&[1, 2]);
+        assert_eq!(s.stats().oldest_age, None, "nothing held, no age");
     }
 }
