@@ -129,7 +129,10 @@ fn send(
     }
     let mut attempt = *cursor;
     for message in outbox.read(&mut attempt, room - sent) {
-        cursor.advance(&message);
+        // The cursor moves past a message only once it was handed over, so
+        // one that was not is read again next time.
+        let mut past = *cursor;
+        past.advance(&message);
         if !session.publish(
             client,
             epoch,
@@ -138,20 +141,10 @@ fn send(
             false,
             message.payload,
         ) {
-            // Not sent: step the cursor back so it is read again.
-            *cursor = before(*cursor, message.class, message.id);
             return sent;
         }
+        *cursor = past;
         sent += 1;
     }
     sent
-}
-
-/// The cursor as it was before `id` of `class` was read.
-fn before(mut cursor: Cursor, class: crate::outbox::Class, id: u64) -> Cursor {
-    match class {
-        crate::outbox::Class::Report => cursor.report = id - 1,
-        crate::outbox::Class::Telemetry => cursor.telemetry = id - 1,
-    }
-    cursor
 }
