@@ -11,8 +11,8 @@ mod links;
 mod listen;
 mod worker;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use edgevisor_runtime::{ChildSpec, Restart, RestartPolicy};
@@ -61,14 +61,6 @@ impl Gateway {
     pub fn counters(&self, sensor: &str) -> Arc<Counters> {
         let mut all = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         all.entry(sensor.to_string()).or_default().clone()
-    }
-
-    /// Highest accepted `seq` per sensor, for `status`.
-    pub fn accepted(&self) -> BTreeMap<String, u64> {
-        let all = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
-        all.iter()
-            .map(|(k, c)| (k.clone(), c.seq.load(Ordering::Relaxed)))
-            .collect()
     }
 }
 
