@@ -19,6 +19,7 @@ use crate::error::{Exhausted, SpecError, StartChildError, TerminateChildError};
 use crate::event::{Action, EventKind, StopReason};
 use crate::handle::SupervisorHandle;
 use crate::intensity::IntensityWindow;
+use crate::policy::RestartPolicy;
 use crate::snapshot::ChildState;
 use crate::supervisor::{Strategy, SupervisorSpec};
 
@@ -43,6 +44,8 @@ pub(crate) struct Core {
     /// The window shared by children without a policy of their own.
     pub(crate) window: IntensityWindow,
     rng: fastrand::Rng,
+    /// The supervisor's own policy, shared with each decision that uses it.
+    policy: Arc<RestartPolicy>,
 }
 
 impl Core {
@@ -53,6 +56,7 @@ impl Core {
         seed: u64,
     ) -> Self {
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+        let policy = Arc::new(spec.policy.clone());
         Self {
             shared,
             spec,
@@ -62,6 +66,7 @@ impl Core {
             timers: Timers::default(),
             window: IntensityWindow::default(),
             rng: fastrand::Rng::with_seed(seed),
+            policy,
         }
     }
 
@@ -296,7 +301,7 @@ impl Core {
                 .spec
                 .policy
                 .clone()
-                .unwrap_or_else(|| Arc::new(self.spec.policy.clone()));
+                .unwrap_or_else(|| self.policy.clone());
             let window = child.window.as_mut().unwrap_or(&mut self.window);
             let facts = Exit {
                 ending,
