@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use edgevisor::config::{BrokerUrl, UpstreamConfig};
-use edgevisor::outbox::{Class, Message, Outbox, DB_FILE};
+use edgevisor::outbox::{Message, Outbox, DB_FILE};
 use edgevisor::uplink::Uplink;
 use edgevisor_devices::sim::broker::Mosquitto;
 
@@ -64,7 +64,7 @@ async fn main() {
     while !uplink.is_connected() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let topic = "edgevisor/bench/telemetry/s".to_string();
+    let topic: std::sync::Arc<str> = "edgevisor/bench/telemetry/s".into();
     let sensor: std::sync::Arc<str> = "s".into();
     let data = "x".repeat(1024 - 120);
     let io_before = write_bytes();
@@ -80,12 +80,12 @@ async fn main() {
             let payload = format!(
                 "{{\"gateway\":\"bench\",\"sensor\":\"s\",\"boot\":1,\"seq\":{seq},\"ts\":\"2026-11-25T00:00:00.000Z\",\"codec\":\"lines\",\"data\":{{\"text\":\"{data}\"}}}}"
             );
-            outbox.append(vec![Message {
-                class: Class::Telemetry,
-                sensor: sensor.clone(),
-                topic: topic.clone(),
-                payload: payload.into_bytes(),
-            }]);
+            outbox.append(vec![Message::telemetry(
+                sensor.clone(),
+                topic.clone(),
+                seq,
+                payload.into_bytes(),
+            )]);
         }
         appended = upto;
         tokio::task::yield_now().await;

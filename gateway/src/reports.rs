@@ -11,7 +11,7 @@ use edgevisor_runtime::{Action, Event, EventKind, SupervisorHandle, TreeSnapshot
 use serde_json::json;
 use tokio::sync::broadcast;
 
-use crate::outbox::{Class, Message};
+use crate::outbox::Message;
 use crate::payload;
 use crate::sensor::Gateway;
 use crate::uplink::Uplink;
@@ -104,12 +104,11 @@ fn on_event(
                 _ => 0,
             },
         };
-        gateway.outbox.append(vec![Message {
-            class: Class::Report,
-            sensor: sensor.into(),
-            topic: gateway.topics.crash(sensor),
-            payload: payload::to_vec(&report),
-        }]);
+        gateway.outbox.append(vec![Message::report(
+            sensor.into(),
+            gateway.topics.crash(sensor).into(),
+            payload::to_vec(&report),
+        )]);
     }
     if !sensor_level {
         return;

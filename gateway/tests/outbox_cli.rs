@@ -41,6 +41,7 @@ fn stats_counts_and_verify_checks_integrity() {
         class,
         sensor: "s".into(),
         topic: "t".into(),
+        seq: None,
         payload: vec![b'x'; n],
     };
     outbox.append(vec![

@@ -28,6 +28,7 @@ fn message(n: u64) -> Message {
         },
         sensor: "s".into(),
         topic: "edgevisor/gw/telemetry/s".into(),
+        seq: (!report).then_some(n),
         payload: format!(
             "{{\"seq\":{n},\"pad\":\"{}\"}}",
             "p".repeat(fastrand::usize(..2000))

@@ -58,6 +58,7 @@ fn reading(seq: u64) -> Message {
         class: Class::Telemetry,
         sensor: if seq % 2 == 0 { "a" } else { "b" }.into(),
         topic: "edgevisor/gw/telemetry/a".into(),
+        seq: Some(seq),
         payload: format!("{{\"seq\":{seq},\"data\":\"{}\"}}", "x".repeat(1000)).into_bytes(),
     }
 }

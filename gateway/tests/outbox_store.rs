@@ -26,7 +26,8 @@ fn reading(sensor: &str, seq: u64, size: usize) -> Message {
     Message {
         class: Class::Telemetry,
         sensor: sensor.into(),
-        topic: format!("edgevisor/gw/telemetry/{sensor}"),
+        topic: format!("edgevisor/gw/telemetry/{sensor}").into(),
+        seq: Some(seq),
         payload: payload.into_bytes(),
     }
 }
@@ -35,7 +36,8 @@ fn report(sensor: &str) -> Message {
     Message {
         class: Class::Report,
         sensor: sensor.into(),
-        topic: format!("edgevisor/gw/crash/{sensor}"),
+        topic: format!("edgevisor/gw/crash/{sensor}").into(),
+        seq: None,
         payload: b"{}".to_vec(),
     }
 }

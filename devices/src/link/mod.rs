@@ -80,6 +80,27 @@ impl Link {
             Inner::Stream(s) => s.next().await,
             Inner::Mqtt(m) => m.next().await,
         };
+        self.note(result)
+    }
+
+    /// Appends the readings that arrived together (everything one read of
+    /// a stream decoded, or one MQTT message) to `out`, so the caller hands
+    /// them on in one step; or says why the link failed. Readings decoded
+    /// before a failure are delivered first and the failure on the next
+    /// call. Cancel-safe like [`next`](Self::next).
+    pub async fn next_batch(&mut self, out: &mut Vec<Reading>) -> Result<(), LinkError> {
+        if let Some(reason) = self.ended {
+            return Err(LinkError::Ended(reason));
+        }
+        let result = match &mut self.inner {
+            Inner::Stream(s) => s.next_batch(out).await,
+            Inner::Mqtt(m) => m.next().await.map(|reading| out.push(reading)),
+        };
+        self.note(result)
+    }
+
+    /// Remembers an error that finishes the link.
+    fn note<T>(&mut self, result: Result<T, LinkError>) -> Result<T, LinkError> {
         if let Err(e) = &result {
             if !e.can_continue() {
                 self.ended = Some(e.reason());

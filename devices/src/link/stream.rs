@@ -31,6 +31,9 @@ pub(crate) struct StreamLink {
     buf: BytesMut,
     read_timeout: Duration,
     eof: bool,
+    /// An error met after readings of the same read were decoded: returned
+    /// by the next call, once those readings were handed over.
+    deferred: Option<LinkError>,
     what: String,
     pub(crate) stats: LinkStats,
 }
@@ -59,6 +62,7 @@ impl StreamLink {
             buf: BytesMut::with_capacity(READ_CHUNK),
             read_timeout,
             eof: false,
+            deferred: None,
             what,
             stats: LinkStats::default(),
         }
@@ -67,19 +71,57 @@ impl StreamLink {
     /// The next reading; cancel-safe (nothing is lost if the future is dropped).
     pub(crate) async fn next(&mut self) -> Result<Reading, LinkError> {
         loop {
+            if let Some(error) = self.deferred.take() {
+                return Err(error);
+            }
             if let Some(result) = self.decode()? {
                 return Ok(result);
             }
-            self.buf.reserve(READ_CHUNK);
-            match tokio::time::timeout(self.read_timeout, self.io.read_buf(&mut self.buf)).await {
-                Err(_) => return Err(LinkError::Timeout(self.read_timeout)),
-                Ok(Ok(0)) => self.eof = true,
-                Ok(Ok(n)) => self.stats.bytes += n as u64,
-                Ok(Err(e)) if device_gone(&e) => self.eof = true,
-                Ok(Err(e)) if e.kind() == ErrorKind::Interrupted => {}
-                Ok(Err(e)) => return Err(LinkError::io(format!("read {}", self.what), e)),
-            }
+            self.fill().await?;
         }
+    }
+
+    /// Appends every reading decodable from what one read brought (waiting
+    /// for that read if nothing is buffered) to `out`. An error met after
+    /// some readings is kept for the next call, so the readings before a
+    /// corrupt frame are never lost to it. Cancel-safe: it waits only while
+    /// `out` is still untouched.
+    pub(crate) async fn next_batch(&mut self, out: &mut Vec<Reading>) -> Result<(), LinkError> {
+        if let Some(error) = self.deferred.take() {
+            return Err(error);
+        }
+        let start = out.len();
+        loop {
+            loop {
+                match self.decode() {
+                    Ok(Some(reading)) => out.push(reading),
+                    Ok(None) => break,
+                    Err(error) if out.len() == start => return Err(error),
+                    Err(error) => {
+                        self.deferred = Some(error);
+                        return Ok(());
+                    }
+                }
+            }
+            if out.len() > start {
+                return Ok(());
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Reads once into the buffer (or notes the end of the stream).
+    async fn fill(&mut self) -> Result<(), LinkError> {
+        self.buf.reserve(READ_CHUNK);
+        match tokio::time::timeout(self.read_timeout, self.io.read_buf(&mut self.buf)).await {
+            Err(_) => return Err(LinkError::Timeout(self.read_timeout)),
+            Ok(Ok(0)) => self.eof = true,
+            Ok(Ok(n)) => self.stats.bytes += n as u64,
+            Ok(Err(e)) if device_gone(&e) => self.eof = true,
+            Ok(Err(e)) if e.kind() == ErrorKind::Interrupted => {}
+            Ok(Err(e)) => return Err(LinkError::io(format!("read {}", self.what), e)),
+        }
+        Ok(())
     }
 
     /// One decode step over what is buffered; `Ok(None)` means "read more".

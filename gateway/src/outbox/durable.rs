@@ -117,8 +117,8 @@ impl Durable {
                     Ok(Stored {
                         id: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
                         class,
-                        topic: r.get(1)?,
-                        payload: r.get(2)?,
+                        topic: r.get::<_, String>(1)?.into(),
+                        payload: r.get::<_, Vec<u8>>(2)?.into(),
                     })
                 },
             )?;
@@ -214,6 +214,11 @@ impl Backend for Durable {
             } else {
                 Vec::new()
             };
+            if disk.is_empty() {
+                // The common case: everything of this class is still staged.
+                out.extend(staged);
+                continue;
+            }
             let state = self.shared.lock();
             let mut merged: BTreeMap<u64, Stored> = disk
                 .into_iter()

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::{Class, Cursor, Message, Stats, Store, Stored};
@@ -21,8 +22,8 @@ pub struct MemoryStore {
 
 struct Entry {
     sensor: Arc<str>,
-    topic: String,
-    payload: Vec<u8>,
+    topic: Arc<str>,
+    payload: Bytes,
     arrived: Instant,
 }
 
@@ -69,7 +70,7 @@ impl Store for MemoryStore {
             let id = self.next_id;
             self.next_id += 1;
             if m.class == Class::Telemetry {
-                if let Some(seq) = super::telemetry_seq(&m.payload) {
+                if let Some(seq) = m.seq {
                     let best = self.accepted.entry(m.sensor.to_string()).or_default();
                     *best = (*best).max(seq);
                 }
@@ -77,7 +78,7 @@ impl Store for MemoryStore {
             let entry = Entry {
                 sensor: m.sensor,
                 topic: m.topic,
-                payload: m.payload,
+                payload: Bytes::from(m.payload),
                 arrived: now,
             };
             self.bytes += entry.size();
@@ -149,7 +150,8 @@ mod tests {
         Message {
             class,
             sensor: sensor.into(),
-            topic: format!("t/{sensor}"),
+            topic: format!("t/{sensor}").into(),
+            seq: None,
             payload: vec![b'x'; n],
         }
     }

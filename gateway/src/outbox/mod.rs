@@ -36,6 +36,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 pub use db::DB_FILE;
 pub use durable::Opened;
 pub use handle::{Backend, Outbox};
@@ -54,15 +56,44 @@ pub enum Class {
 pub struct Message {
     /// Priority class.
     pub class: Class,
-    /// The sensor it concerns (for drop counts).
+    /// The sensor it concerns (for drop counts and `accepted`).
     pub sensor: Arc<str>,
-    /// Full MQTT topic.
-    pub topic: String,
+    /// Full MQTT topic; shared by every reading of a sensor.
+    pub topic: Arc<str>,
+    /// Telemetry `seq` (SPEC section 5), carried beside the payload so the
+    /// outbox never parses it back out of the JSON.
+    pub seq: Option<u64>,
     /// Payload bytes (JSON).
     pub payload: Vec<u8>,
 }
 
+impl Message {
+    /// A telemetry message: reading number `seq` of `sensor`.
+    pub fn telemetry(sensor: Arc<str>, topic: Arc<str>, seq: u64, payload: Vec<u8>) -> Self {
+        Self {
+            class: Class::Telemetry,
+            sensor,
+            topic,
+            seq: Some(seq),
+            payload,
+        }
+    }
+
+    /// A crash report or dead letter about `sensor`.
+    pub fn report(sensor: Arc<str>, topic: Arc<str>, payload: Vec<u8>) -> Self {
+        Self {
+            class: Class::Report,
+            sensor,
+            topic,
+            seq: None,
+            payload,
+        }
+    }
+}
+
 /// A message as stored, with its id (increasing in acceptance order).
+/// Topic and payload are shared, not copied, between the outbox and the
+/// uplink's send buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
     /// Unique, increasing id.
@@ -70,9 +101,9 @@ pub struct Stored {
     /// Priority class.
     pub class: Class,
     /// Full MQTT topic.
-    pub topic: String,
+    pub topic: Arc<str>,
     /// Payload bytes.
-    pub payload: Vec<u8>,
+    pub payload: Bytes,
 }
 
 /// Where a reader is: the last id it has read of each class.
@@ -137,18 +168,4 @@ pub trait Store: Send + 'static {
     fn accepted(&self) -> BTreeMap<String, u64> {
         BTreeMap::new()
     }
-}
-
-/// The `seq` of a telemetry payload (SPEC section 5), found without parsing
-/// the JSON: the keys before it (`gateway`, `sensor`, `boot`) hold only
-/// `[A-Za-z0-9_-]` and numbers, so the first `"seq":` is the real key.
-pub fn telemetry_seq(payload: &[u8]) -> Option<u64> {
-    const KEY: &[u8] = b"\"seq\":";
-    let head = &payload[..payload.len().min(256)];
-    let at = head.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
-    let digits = head[at..].iter().take_while(|b| b.is_ascii_digit()).count();
-    std::str::from_utf8(&head[at..at + digits])
-        .ok()?
-        .parse()
-        .ok()
 }

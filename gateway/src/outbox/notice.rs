@@ -7,7 +7,7 @@
 
 use std::time::SystemTime;
 
-use super::{Class, Message, Opened, Stats};
+use super::{Message, Opened, Stats};
 use crate::payload;
 use crate::uplink::Topics;
 
@@ -35,12 +35,11 @@ pub fn crash_report(gateway: &str, boot: u64, topics: &Topics, error: &str) -> M
         action: "none",
         backoff_ms: 0,
     };
-    Message {
-        class: Class::Report,
-        sensor: SENSOR.into(),
-        topic: topics.crash(SENSOR),
-        payload: payload::to_vec(&report),
-    }
+    Message::report(
+        SENSOR.into(),
+        topics.crash(SENSOR).into(),
+        payload::to_vec(&report),
+    )
 }
 
 /// Logs how opening went and returns the report to send about it (a corrupt
@@ -103,7 +102,7 @@ mod tests {
     #[test]
     fn the_report_has_the_crash_report_shape() {
         let m = crash_report("gw", 3, &Topics::new("edgevisor", "gw"), "disk full");
-        assert_eq!(m.topic, "edgevisor/gw/crash/_outbox");
+        assert_eq!(&*m.topic, "edgevisor/gw/crash/_outbox");
         let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
         assert_eq!(v["reason"], "io");
         assert_eq!(v["action"], "none");

@@ -9,9 +9,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use super::db::TableFigures;
 use super::writer::BATCH_MAX;
-use super::{telemetry_seq, Class, Message, Stats, Stored};
+use super::{Class, Message, Stats, Stored};
 
 /// One accepted message.
 #[derive(Debug)]
@@ -21,9 +23,9 @@ pub struct Entry {
     /// Sensor, for drop counts and `accepted`.
     pub sensor: Arc<str>,
     /// Full MQTT topic.
-    pub topic: String,
+    pub topic: Arc<str>,
     /// Payload bytes.
-    pub payload: Vec<u8>,
+    pub payload: Bytes,
     /// Telemetry `seq`, if any.
     pub seq: Option<u64>,
     /// When accepted (unix ms), stored for `oldest_age` after a restart.
@@ -50,11 +52,20 @@ pub struct Batch {
     through: u64,
 }
 
+/// Rows and bytes removed from one table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Removed {
+    /// Rows deleted.
+    pub rows: u64,
+    /// Their topic and payload bytes.
+    pub bytes: u64,
+}
+
 /// What a committed batch did on disk.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// Rows and bytes deleted per class (acks and drops).
-    pub deleted: [(u64, u64); 2],
+    /// Rows and bytes deleted per class (acks and drops), indexed by [`Class`].
+    pub deleted: [Removed; 2],
     /// Telemetry rows dropped per sensor to stay under the bound.
     pub dropped: BTreeMap<String, u64>,
     /// fsyncs this transaction (and any checkpoint after it) cost.
@@ -135,16 +146,12 @@ impl State {
         for m in batch {
             let id = self.next_id;
             self.next_id += 1;
-            let seq = match m.class {
-                Class::Telemetry => telemetry_seq(&m.payload),
-                Class::Report => None,
-            };
             let entry = Entry {
                 class: m.class,
                 sensor: m.sensor,
                 topic: m.topic,
-                payload: m.payload,
-                seq,
+                payload: Bytes::from(m.payload),
+                seq: m.seq,
                 created,
             };
             self.staged_bytes += entry.size();
@@ -312,9 +319,9 @@ impl State {
             let best = self.accepted.entry(sensor.to_string()).or_default();
             *best = (*best).max(seq);
         }
-        for (class, (rows, bytes)) in outcome.deleted.iter().enumerate() {
-            self.disk[class].count -= (*rows).min(self.disk[class].count);
-            self.disk[class].bytes -= (*bytes).min(self.disk[class].bytes);
+        for (class, removed) in outcome.deleted.iter().enumerate() {
+            self.disk[class].count -= removed.rows.min(self.disk[class].count);
+            self.disk[class].bytes -= removed.bytes.min(self.disk[class].bytes);
         }
         for (sensor, n) in outcome.dropped {
             *self.dropped.entry(sensor).or_default() += n;

@@ -10,10 +10,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{Connection, Transaction};
 
 use super::db::{self, table};
-use super::staged::{Batch, Outcome, State};
+use super::staged::{Batch, Entry, Outcome, State};
 use super::Class;
 
 /// Longest a message waits to be committed while the writer is idle.
@@ -180,58 +180,97 @@ impl Writer {
     }
 }
 
+/// Rows per multi-row `INSERT`, largest first: a batch is written with a
+/// few statements of these sizes (each prepared once and cached), so one
+/// statement carries many rows without a cache entry per batch length.
+const INSERT_SIZES: [usize; 3] = [64, 8, 1];
+
+/// Inserts the batch's new rows, each class with multi-row statements;
+/// returns the bytes written (for the checkpoint schedule).
 fn insert(tx: &Transaction<'_>, batch: &Batch) -> rusqlite::Result<u64> {
-    let sql = |class| {
-        format!(
-            "INSERT INTO {} (id, sensor, topic, payload, created) VALUES (?1, ?2, ?3, ?4, ?5)",
-            table(class)
-        )
-    };
-    let mut statements = [
-        tx.prepare_cached(&sql(Class::Report))?,
-        tx.prepare_cached(&sql(Class::Telemetry))?,
-    ];
     let mut written = 0;
-    for (id, entry) in &batch.inserts {
-        statements[entry.class as usize].execute(params![
-            i64::try_from(*id).unwrap_or(i64::MAX),
-            &*entry.sensor,
-            entry.topic,
-            entry.payload,
-            entry.created
-        ])?;
-        written += entry.size() + 64;
+    for class in [Class::Report, Class::Telemetry] {
+        let rows: Vec<&(u64, Arc<Entry>)> = batch
+            .inserts
+            .iter()
+            .filter(|(_, entry)| entry.class == class)
+            .collect();
+        let mut rest = rows.as_slice();
+        for size in INSERT_SIZES {
+            while rest.len() >= size {
+                let (chunk, tail) = rest.split_at(size);
+                written += insert_rows(tx, class, chunk)?;
+                rest = tail;
+            }
+        }
     }
     Ok(written)
 }
 
-/// Deletes acknowledged rows; returns the bytes freed.
-fn delete(tx: &Transaction<'_>, ids: &[u64], outcome: &mut Outcome) -> rusqlite::Result<u64> {
-    if ids.is_empty() {
-        return Ok(0);
+/// One `INSERT` of `rows` (all of `class`).
+fn insert_rows(
+    tx: &Transaction<'_>,
+    class: Class,
+    rows: &[&(u64, Arc<Entry>)],
+) -> rusqlite::Result<u64> {
+    let values = vec!["(?, ?, ?, ?, ?)"; rows.len()].join(", ");
+    let sql = format!(
+        "INSERT INTO {} (id, sensor, topic, payload, created) VALUES {values}",
+        table(class)
+    );
+    let mut statement = tx.prepare_cached(&sql)?;
+    let mut written = 0;
+    for (n, (id, entry)) in rows.iter().enumerate() {
+        let at = n * 5;
+        statement.raw_bind_parameter(at + 1, i64::try_from(*id).unwrap_or(i64::MAX))?;
+        statement.raw_bind_parameter(at + 2, &*entry.sensor)?;
+        statement.raw_bind_parameter(at + 3, &*entry.topic)?;
+        statement.raw_bind_parameter(at + 4, &entry.payload[..])?;
+        statement.raw_bind_parameter(at + 5, entry.created)?;
+        written += entry.size() + 64;
     }
-    let sql = |class| {
-        format!(
-            "DELETE FROM {} WHERE id = ?1 RETURNING length(topic) + length(payload)",
-            table(class)
-        )
-    };
-    let mut statements = [
-        (Class::Telemetry, tx.prepare_cached(&sql(Class::Telemetry))?),
-        (Class::Report, tx.prepare_cached(&sql(Class::Report))?),
-    ];
+    statement.raw_execute()?;
+    Ok(written)
+}
+
+/// Runs of consecutive ids in `ids` (sorted here), as inclusive ranges.
+fn id_ranges(ids: &[u64]) -> Vec<(u64, u64)> {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for id in sorted {
+        match ranges.last_mut() {
+            Some((_, last)) if *last + 1 == id => *last = id,
+            _ => ranges.push((id, id)),
+        }
+    }
+    ranges
+}
+
+/// Deletes acknowledged rows, one statement per run of consecutive ids
+/// (acks arrive mostly in order, so a batch is a few ranges); returns the
+/// bytes freed. Every id of a run was acknowledged and each id lives in one
+/// table only, so deleting the range from both tables is exact.
+fn delete(tx: &Transaction<'_>, ids: &[u64], outcome: &mut Outcome) -> rusqlite::Result<u64> {
     let mut freed = 0;
-    for id in ids {
-        let id = i64::try_from(*id).unwrap_or(i64::MAX);
-        for (class, statement) in &mut statements {
-            let bytes: Option<i64> = statement.query_row([id], |r| r.get(0)).optional()?;
-            if let Some(bytes) = bytes {
-                let bytes = u64::try_from(bytes).unwrap_or(0);
-                let slot = &mut outcome.deleted[*class as usize];
-                slot.0 += 1;
-                slot.1 += bytes;
+    for (first, last) in id_ranges(ids) {
+        for class in [Class::Telemetry, Class::Report] {
+            let sql = format!(
+                "DELETE FROM {} WHERE id BETWEEN ?1 AND ?2 RETURNING length(topic) + length(payload)",
+                table(class)
+            );
+            let mut statement = tx.prepare_cached(&sql)?;
+            let mut rows = statement.query([
+                i64::try_from(first).unwrap_or(i64::MAX),
+                i64::try_from(last).unwrap_or(i64::MAX),
+            ])?;
+            let slot = &mut outcome.deleted[class as usize];
+            while let Some(row) = rows.next()? {
+                let bytes = u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
+                slot.rows += 1;
+                slot.bytes += bytes;
                 freed += bytes;
-                break;
             }
         }
     }
@@ -255,8 +294,8 @@ fn drop_oldest(tx: &Transaction<'_>, bytes: u64, outcome: &mut Outcome) -> rusql
         freed += size;
         last = Some(id);
         let slot = &mut outcome.deleted[Class::Telemetry as usize];
-        slot.0 += 1;
-        slot.1 += size;
+        slot.rows += 1;
+        slot.bytes += size;
         *outcome.dropped.entry(sensor).or_default() += 1;
     }
     drop(rows);
@@ -264,4 +303,18 @@ fn drop_oldest(tx: &Transaction<'_>, bytes: u64, outcome: &mut Outcome) -> rusql
         tx.execute("DELETE FROM telemetry WHERE id <= ?1", [last])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acknowledged_ids_coalesce_into_runs() {
+        assert_eq!(id_ranges(&[]), []);
+        assert_eq!(
+            id_ranges(&[5, 3, 4, 9, 1, 10, 4]),
+            [(1, 1), (3, 5), (9, 10)]
+        );
+    }
 }

@@ -13,8 +13,8 @@ use edgevisor_runtime::{ChildContext, ChildSpec, Crash};
 
 use super::{links, Counters, Gateway};
 use crate::config::{OnCorrupt, SensorConfig};
-use crate::outbox::{Class, Message};
-use crate::payload;
+use crate::outbox::Message;
+use crate::payload::{self, TelemetryEnvelope};
 
 /// The child of a serial, tcp or mqtt sensor: opening the link is part of
 /// its body, so a slow connect never blocks its supervisor.
@@ -34,56 +34,67 @@ pub fn spec(sensor: &SensorConfig, gateway: &Arc<Gateway>) -> ChildSpec {
     })
 }
 
-/// Reads `link` until it fails or the child is asked to stop.
+/// Reads `link` until it fails or the child is asked to stop. Every reading
+/// that arrived together (one read of the link) goes to the outbox in one
+/// call, under one timestamp.
 pub async fn pump(
     mut link: Link,
     sensor: &SensorConfig,
     gateway: &Gateway,
     ctx: &ChildContext,
 ) -> Result<(), Crash> {
-    let counters = gateway.counters(&sensor.id);
-    let sensor_id: Arc<str> = sensor.id.as_str().into();
-    let topic = gateway.topics.telemetry(&sensor.id);
+    let telemetry = Telemetry {
+        counters: gateway.counters(&sensor.id),
+        sensor: sensor.id.as_str().into(),
+        topic: gateway.topics.telemetry(&sensor.id).into(),
+        envelope: TelemetryEnvelope::new(
+            &gateway.id,
+            &sensor.id,
+            gateway.boot,
+            sensor.codec.as_str(),
+        ),
+    };
+    let mut readings = Vec::new();
     loop {
+        // Cancel-safe: `next_batch` waits only while `readings` is empty.
         let next = tokio::select! {
             _ = ctx.shutdown_requested() => return Ok(()),
-            next = link.next() => next,
+            next = link.next_batch(&mut readings) => next,
         };
         match next {
-            Ok(reading) => telemetry(gateway, sensor, &sensor_id, &topic, &counters, &reading),
+            Ok(()) => gateway.outbox.append(telemetry.messages(&mut readings)),
             Err(error) if error.can_continue() && sensor.on_corrupt == OnCorrupt::Skip => {
-                dead_letter(gateway, &sensor_id, &counters, &error);
+                dead_letter(gateway, &telemetry.sensor, &telemetry.counters, &error);
             }
             Err(error) => return Err(crash(&error)),
         }
     }
 }
 
-fn telemetry(
-    gateway: &Gateway,
-    sensor: &SensorConfig,
-    id: &Arc<str>,
-    topic: &str,
-    counters: &Counters,
-    reading: &Reading,
-) {
-    let ts = payload::timestamp(SystemTime::now());
-    let seq = counters.seq.fetch_add(1, Ordering::Relaxed) + 1;
-    let body = payload::Telemetry {
-        gateway: &gateway.id,
-        sensor: &sensor.id,
-        boot: gateway.boot,
-        seq,
-        ts: &ts,
-        codec: sensor.codec.as_str(),
-        data: reading.data(),
-    };
-    gateway.outbox.append(vec![Message {
-        class: Class::Telemetry,
-        sensor: id.clone(),
-        topic: topic.to_string(),
-        payload: payload::to_vec(&body),
-    }]);
+/// What turns one sensor's readings into telemetry messages.
+struct Telemetry {
+    counters: Arc<Counters>,
+    sensor: Arc<str>,
+    topic: Arc<str>,
+    envelope: TelemetryEnvelope,
+}
+
+impl Telemetry {
+    /// Numbers the readings (one gap-free block of `seq`) and renders them,
+    /// emptying `readings`.
+    fn messages(&self, readings: &mut Vec<Reading>) -> Vec<Message> {
+        let ts = payload::timestamp(SystemTime::now());
+        let count = readings.len() as u64;
+        let first = self.counters.seq.fetch_add(count, Ordering::Relaxed) + 1;
+        readings
+            .drain(..)
+            .zip(first..)
+            .map(|(reading, seq)| {
+                let body = self.envelope.render(seq, &ts, reading.data_json());
+                Message::telemetry(self.sensor.clone(), self.topic.clone(), seq, body)
+            })
+            .collect()
+    }
 }
 
 fn dead_letter(gateway: &Gateway, id: &Arc<str>, counters: &Counters, error: &LinkError) {
@@ -99,12 +110,11 @@ fn dead_letter(gateway: &Gateway, id: &Arc<str>, counters: &Counters, error: &Li
         error: &error_text,
         evidence_hex,
     };
-    gateway.outbox.append(vec![Message {
-        class: Class::Report,
-        sensor: id.clone(),
-        topic: gateway.topics.deadletter(id),
-        payload: payload::to_vec(&body),
-    }]);
+    gateway.outbox.append(vec![Message::report(
+        id.clone(),
+        gateway.topics.deadletter(id).into(),
+        payload::to_vec(&body),
+    )]);
 }
 
 /// A link failure as a crash: SPEC reason, message, evidence.

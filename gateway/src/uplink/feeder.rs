@@ -1,16 +1,16 @@
-//! The feeder: on each connection, sends the retained values (status,
-//! states, tree), then streams the outbox in send order while the window of
-//! unacknowledged publishes has room.
+//! What the uplink sends: on each connection the retained values (status,
+//! states, tree) first, then the outbox in send order, while the window of
+//! unacknowledged publishes has room; encoded straight into the send buffer.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
 
-use rumqttc::AsyncClient;
+use bytes::{Bytes, BytesMut};
+use rumqttc::mqttbytes::v4::Publish;
+use rumqttc::mqttbytes::QoS;
 use tokio::sync::Notify;
 
 use super::session::{Origin, Session};
-use super::WINDOW;
 use crate::outbox::{Cursor, Outbox};
 
 /// Latest retained payload per topic, and which still need sending on the
@@ -33,7 +33,7 @@ impl Retained {
     }
 
     /// Marks every value as unsent (a new connection).
-    fn mark_all_dirty(&self) {
+    pub fn mark_all_dirty(&self) {
         let mut values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
         for (_, dirty) in values.values_mut() {
             *dirty = true;
@@ -68,83 +68,72 @@ impl Retained {
     }
 }
 
-/// Feeds the client forever.
-pub async fn feed(
-    session: Arc<Session>,
-    client: AsyncClient,
-    outbox: Outbox,
-    retained: Arc<Retained>,
-) {
-    let mut cursor = Cursor::default();
-    let mut epoch_seen = 0;
-    loop {
-        let (epoch, connected, in_window) = session.window();
-        if connected && epoch != epoch_seen {
-            epoch_seen = epoch;
-            cursor = Cursor::default();
-            retained.mark_all_dirty();
-        }
-        let room = usize::from(WINDOW).saturating_sub(in_window);
-        let sent = if connected && room > 0 {
-            send(
-                &session,
-                &client,
-                epoch,
-                room,
-                &outbox,
-                &mut cursor,
-                &retained,
-            )
-        } else {
-            0
-        };
-        if sent == 0 {
-            tokio::select! {
-                _ = session.changed.notified() => {}
-                _ = outbox.appended() => {}
-                _ = retained.changed.notified() => {}
-                // A safety net against a lost wake-up; costs one check a second.
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
-    }
-}
+/// Most publishes encoded for one write: bounds the send buffer while a
+/// backlog replays (the window bounds what is in flight anyway).
+const MAX_PER_WRITE: usize = 256;
 
-fn send(
-    session: &Session,
-    client: &AsyncClient,
-    epoch: u64,
-    room: usize,
-    outbox: &Outbox,
+/// Encodes into `out` what may be sent now: retained values still unsent on
+/// this connection, then outbox messages after `cursor` in send order, as
+/// many as the session's window has room for. Returns how many.
+pub fn fill(
+    session: &mut Session,
     cursor: &mut Cursor,
+    outbox: &Outbox,
     retained: &Retained,
+    out: &mut BytesMut,
 ) -> usize {
     let mut sent = 0;
-    for (topic, payload) in retained.take_dirty(room) {
-        if !session.publish(client, epoch, Origin::Retained, &topic, true, payload) {
+    for (topic, payload) in retained.take_dirty(session.room()) {
+        let Some(pkid) = session.start(Origin::Retained) else {
             retained.put_back(topic);
-            return sent;
+            break;
+        };
+        if encode(out, topic, Bytes::from(payload), pkid, true) {
+            sent += 1;
+        } else {
+            session.acked(pkid);
         }
-        sent += 1;
     }
-    let mut attempt = *cursor;
-    for message in outbox.read(&mut attempt, room - sent) {
-        // The cursor moves past a message only once it was handed over, so
-        // one that was not is read again next time.
-        let mut past = *cursor;
-        past.advance(&message);
-        if !session.publish(
-            client,
-            epoch,
-            Origin::Outbox(message.id),
-            &message.topic,
-            false,
-            message.payload,
-        ) {
-            return sent;
+    let room = session.room().min(MAX_PER_WRITE);
+    if room == 0 {
+        return sent;
+    }
+    let mut undeliverable = Vec::new();
+    for message in outbox.read(cursor, room) {
+        let Some(pkid) = session.start(Origin::Outbox(message.id)) else {
+            // Cannot happen (the read was limited to the room); should it,
+            // a fresh cursor on the next connection sends the message.
+            break;
+        };
+        if encode(out, message.topic.to_string(), message.payload, pkid, false) {
+            sent += 1;
+        } else {
+            session.acked(pkid);
+            undeliverable.push(message.id);
         }
-        *cursor = past;
-        sent += 1;
     }
+    // A message MQTT cannot carry would block the outbox forever; it was
+    // logged by `encode` and is dropped.
+    outbox.ack(&undeliverable);
     sent
+}
+
+/// Appends one QoS 1 PUBLISH to `out`; false (logged) if MQTT cannot carry
+/// it (a topic over 64 KiB or a payload over 256 MiB).
+fn encode(out: &mut BytesMut, topic: String, payload: Bytes, pkid: u16, retain: bool) -> bool {
+    let publish = Publish {
+        dup: false,
+        qos: QoS::AtLeastOnce,
+        retain,
+        topic,
+        pkid,
+        payload,
+    };
+    match publish.write(out) {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::error!(topic = %publish.topic, %error, "message cannot be sent over MQTT; dropped");
+            false
+        }
+    }
 }

@@ -2,21 +2,33 @@
 //! Last Will, retained `state/<sensor>` and `tree`, and everything the outbox
 //! holds, each message acknowledged to the outbox only after its PUBACK.
 //!
-//! - `options`: client options, Last Will, credentials, TLS;
-//! - `session`: packet ids to outbox ids, and the event-loop task;
+//! One task owns the connection and drives an I/O-free MQTT codec
+//! (rumqttc's `mqttbytes`): it encodes every publish the window allows into
+//! one buffer and writes it with one call, and applies the PUBACKs of one
+//! read in one batch. rumqttc's own event loop flushes each packet and
+//! forgets its queue on reconnect (`../shared/notes/uplink.md`); here the
+//! outbox is the queue, so after every reconnect the uplink simply starts
+//! again from the oldest unacknowledged message.
+//!
+//! - `options`: the CONNECT packet, Last Will, credentials, TLS;
+//! - `connection`: TCP/TLS and the CONNECT/CONNACK handshake;
+//! - `wire`: one connection's traffic;
+//! - `session`: packet ids to outbox ids (pure, unit-tested);
 //! - `feeder`: retained values, then the outbox, within the window;
 //! - `topics`: topic names.
 
+mod connection;
 mod feeder;
 mod options;
 mod session;
 pub mod topics;
+mod wire;
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use rumqttc::AsyncClient;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -26,18 +38,38 @@ pub use topics::Topics;
 use crate::config::UpstreamConfig;
 use crate::outbox::Outbox;
 use feeder::Retained;
-use session::Session;
+use options::ConnectOptions;
 
-/// Publishes awaiting their PUBACK at most (rumqttc's inflight limit too).
+/// Publishes awaiting their PUBACK at most.
 pub const WINDOW: u16 = 512;
+
+/// Figures the connection task publishes for the handle.
+#[derive(Default)]
+struct Shared {
+    connected: AtomicBool,
+    in_flight: AtomicUsize,
+    /// Counts connection-loop turns; a watchdog can tell a live loop from a
+    /// hung one.
+    progress: AtomicU64,
+    /// Publishes acknowledged since start.
+    acked: AtomicU64,
+}
+
+/// What the connection task works with.
+struct Parts {
+    options: ConnectOptions,
+    outbox: Outbox,
+    retained: Arc<Retained>,
+    shared: Arc<Shared>,
+}
 
 /// A running uplink.
 pub struct Uplink {
-    client: AsyncClient,
-    session: Arc<Session>,
+    shared: Arc<Shared>,
     retained: Arc<Retained>,
     outbox: Outbox,
-    tasks: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Uplink {
@@ -49,28 +81,25 @@ impl Uplink {
         will: Vec<u8>,
         outbox: Outbox,
     ) -> Result<Self, OptionsError> {
-        let options = options::mqtt_options(upstream, will_topic, will)?;
-        let (client, eventloop) = AsyncClient::new(options, usize::from(WINDOW) * 2);
-        let session = Arc::new(Session::default());
+        let options = options::connect_options(upstream, will_topic, will)?;
+        let shared = Arc::new(Shared::default());
         let retained = Arc::new(Retained::default());
-        let tasks = vec![
-            tokio::spawn(session::drive(eventloop, session.clone(), outbox.clone())),
-            tokio::spawn(feeder::feed(
-                session.clone(),
-                client.clone(),
-                outbox.clone(),
-                retained.clone(),
-            )),
-        ];
+        let (stop, stopped) = watch::channel(false);
+        let parts = Parts {
+            options,
+            outbox: outbox.clone(),
+            retained: retained.clone(),
+            shared: shared.clone(),
+        };
+        let task = tokio::spawn(drive(parts, stopped));
         Ok(Self {
-            client,
-            session,
+            shared,
             retained,
             outbox,
-            tasks,
+            stop,
+            task: Mutex::new(Some(task)),
         })
     }
-
     /// Sets a retained value (status, state, tree): published now if
     /// connected, and again after every reconnect.
     pub fn set_retained(&self, topic: String, payload: Vec<u8>) {
@@ -79,24 +108,26 @@ impl Uplink {
 
     /// True while the broker connection is up.
     pub fn is_connected(&self) -> bool {
-        self.session.is_connected()
+        self.shared.connected.load(Ordering::Relaxed)
     }
 
-    /// Event-loop turns so far; stops growing if the loop hangs.
+    /// Connection-loop turns so far; stops growing if the loop hangs.
     pub fn progress(&self) -> u64 {
-        self.session.progress.load(Ordering::Relaxed)
+        self.shared.progress.load(Ordering::Relaxed)
     }
 
-    /// Messages acknowledged by the broker since start.
+    /// Publishes acknowledged by the broker since start.
     pub fn acked(&self) -> u64 {
-        self.session.acked.load(Ordering::Relaxed)
+        self.shared.acked.load(Ordering::Relaxed)
     }
 
     /// True when the outbox is empty, every retained value was sent and
     /// every publish was acknowledged.
     pub fn is_drained(&self) -> bool {
-        let (_, connected, in_window) = self.session.window();
-        connected && in_window == 0 && self.retained.all_sent() && self.outbox.stats().depth == 0
+        self.is_connected()
+            && self.shared.in_flight.load(Ordering::Relaxed) == 0
+            && self.retained.all_sent()
+            && self.outbox.stats().depth == 0
     }
 
     /// Clean stop: waits (until `deadline`) for the outbox to drain, sets
@@ -106,11 +137,21 @@ impl Uplink {
         self.wait_drained(deadline).await;
         self.retained.set(status_topic, stopped_payload);
         self.wait_drained(deadline + Duration::from_secs(1)).await;
-        self.session.stopping.store(true, Ordering::Relaxed);
-        let _ = self.client.try_disconnect();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        for task in &self.tasks {
-            task.abort();
+        self.stop.send_replace(true);
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(mut task) = task {
+            // The task sends DISCONNECT and ends; a broker that does not take
+            // it within the bound gets the connection dropped instead.
+            if tokio::time::timeout(Duration::from_secs(2), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
         }
     }
 
@@ -128,6 +169,77 @@ impl Uplink {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Reconnect delay after `failures` consecutive failures: 250 ms doubling to
+/// 30 s, +-20 % jitter, so a fleet does not reconnect in lock-step.
+fn reconnect_delay(failures: u32) -> Duration {
+    let base = Duration::from_millis(250).saturating_mul(1 << failures.min(8).saturating_sub(1));
+    base.min(Duration::from_secs(30))
+        .mul_f64(0.8 + 0.4 * fastrand::f64())
+}
+
+/// Connects, serves the connection, and reconnects with backoff after a
+/// failure, until a stop is asked for.
+async fn drive(parts: Parts, mut stop: watch::Receiver<bool>) {
+    let broker = format!("{}:{}", parts.options.host, parts.options.port);
+    let mut failures = 0u32;
+    loop {
+        parts.shared.progress.fetch_add(1, Ordering::Relaxed);
+        if *stop.borrow() {
+            return;
+        }
+        let result: Result<(), connection::ConnectionError> = match connection::open(&parts.options)
+            .await
+        {
+            Ok((stream, incoming)) => {
+                failures = 0;
+                tracing::info!(%broker, "upstream connected");
+                parts.shared.connected.store(true, Ordering::Relaxed);
+                let served = wire::serve(stream, incoming, &parts, &mut stop).await;
+                parts.shared.connected.store(false, Ordering::Relaxed);
+                parts.shared.in_flight.store(0, Ordering::Relaxed);
+                match served {
+                    Ok(()) => return,
+                    Err(error) => {
+                        tracing::warn!(%broker, %error, "upstream connection lost; unacknowledged messages stay in the outbox");
+                        // Lost, not refused: the first retry is not news.
+                        failures += 1;
+                        Err(error)
+                    }
+                }
+            }
+            Err(error) => Err(error),
+        };
+        if let Err(error) = result {
+            failures += 1;
+            let delay = reconnect_delay(failures);
+            if failures == 1 || matches!(error, connection::ConnectionError::Refused(_)) {
+                tracing::warn!(%broker, %error, retry_in = ?delay, "cannot connect upstream; retrying with backoff");
+            } else {
+                tracing::debug!(%broker, %error, retry_in = ?delay, "cannot connect upstream");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_delay_grows_and_is_capped() {
+        for _ in 0..50 {
+            let first = reconnect_delay(1);
+            assert!(first >= Duration::from_millis(200) && first <= Duration::from_millis(300));
+            assert!(reconnect_delay(30) <= Duration::from_secs(36));
+            assert!(reconnect_delay(30) >= Duration::from_secs(24));
         }
     }
 }

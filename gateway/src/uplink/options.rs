@@ -1,11 +1,13 @@
-//! MQTT client options from `[upstream]`: client id, keep-alive, a clean
-//! session (the outbox, not the broker, holds what is unacknowledged), the
-//! Last Will, credentials and TLS (rustls with ring; the system's CA store
-//! plus `ca_file`).
+//! Connection options from `[upstream]`: the CONNECT packet (client id,
+//! keep-alive, a clean session because the outbox, not the broker, holds
+//! what is unacknowledged, the Last Will, credentials) and TLS (rustls with
+//! ring; the system's CA store plus `ca_file`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
+use rumqttc::mqttbytes::v4::{Connect, LastWill};
+use rumqttc::mqttbytes::QoS;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
@@ -27,18 +29,33 @@ pub enum OptionsError {
     Tls(String),
 }
 
-/// Client options for `upstream`, with `will` as the Last Will payload.
-pub fn mqtt_options(
+/// Where and how the uplink connects.
+#[derive(Clone)]
+pub struct ConnectOptions {
+    /// Broker host name or address.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// TLS settings for `mqtts://`; `None` for plain TCP.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The CONNECT packet sent on every connection.
+    pub connect: Connect,
+    /// MQTT keep-alive: a PINGREQ goes out after this long without sending,
+    /// and a broker silent for as long after it is taken for gone.
+    pub keep_alive: Duration,
+}
+
+/// Connection options for `upstream`, with `will` as the Last Will payload.
+pub fn connect_options(
     upstream: &UpstreamConfig,
     will_topic: String,
     will: Vec<u8>,
-) -> Result<MqttOptions, OptionsError> {
-    let mut options = MqttOptions::new(&upstream.client_id, &upstream.url.host, upstream.url.port);
-    options.set_keep_alive(upstream.keep_alive);
-    options.set_clean_session(true);
-    options.set_inflight(crate::uplink::WINDOW);
-    options.set_max_packet_size(1 << 20, 1 << 20);
-    options.set_last_will(LastWill::new(will_topic, will, QoS::AtLeastOnce, true));
+) -> Result<ConnectOptions, OptionsError> {
+    let mut connect = Connect::new(upstream.client_id.clone());
+    // The config check keeps keep_alive within MQTT's 16-bit seconds.
+    connect.keep_alive = connect_keep_alive(upstream);
+    connect.clean_session = true;
+    connect.last_will = Some(LastWill::new(will_topic, will, QoS::AtLeastOnce, true));
     if let Some(user) = &upstream.username {
         let password = match &upstream.password_file {
             Some(path) => std::fs::read_to_string(path)
@@ -50,14 +67,24 @@ pub fn mqtt_options(
                 .to_string(),
             None => String::new(),
         };
-        options.set_credentials(user, password);
+        connect.set_login(user.clone(), password);
     }
-    if upstream.url.tls {
-        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls(
-            upstream,
-        )?)));
-    }
-    Ok(options)
+    let tls = if upstream.url.tls {
+        Some(tls(upstream)?)
+    } else {
+        None
+    };
+    Ok(ConnectOptions {
+        host: upstream.url.host.clone(),
+        port: upstream.url.port,
+        tls,
+        connect,
+        keep_alive: Duration::from_secs(u64::from(connect_keep_alive(upstream))),
+    })
+}
+
+fn connect_keep_alive(upstream: &UpstreamConfig) -> u16 {
+    u16::try_from(upstream.keep_alive.as_secs().max(1)).unwrap_or(u16::MAX)
 }
 
 fn tls(upstream: &UpstreamConfig) -> Result<Arc<rustls::ClientConfig>, OptionsError> {
@@ -116,13 +143,13 @@ mod tests {
     fn the_password_comes_from_its_file_without_the_newline() {
         let path = std::env::temp_dir().join(format!("edgevisor-pw-{}", std::process::id()));
         std::fs::write(&path, "s3cret-value\n").unwrap();
-        let options = mqtt_options(
+        let options = connect_options(
             &upstream(Some(path.clone())),
             "t/status".into(),
             b"{}".to_vec(),
         )
         .unwrap();
-        let login = options.credentials().unwrap();
+        let login = options.connect.login.unwrap();
         assert_eq!(
             (login.username.as_str(), login.password.as_str()),
             ("barn", "s3cret-value")
@@ -133,9 +160,11 @@ mod tests {
     #[test]
     fn an_unreadable_password_file_names_the_file_only() {
         let path = std::path::PathBuf::from("/nonexistent/edgevisor/password");
-        let err = mqtt_options(&upstream(Some(path)), "t/status".into(), b"{}".to_vec())
-            .unwrap_err()
-            .to_string();
+        let Err(err) = connect_options(&upstream(Some(path)), "t/status".into(), b"{}".to_vec())
+        else {
+            panic!("an unreadable password file must be an error");
+        };
+        let err = err.to_string();
         assert!(
             err.starts_with("cannot read password_file /nonexistent/edgevisor/password"),
             "{err}"

@@ -1,0 +1,171 @@
+//! One broker connection's traffic, in one task: encode what the window
+//! allows into one buffer and write it with one call, apply every PUBACK
+//! that one read brought to the outbox in one call, keep the connection
+//! alive with PINGREQ, and notice a broker that stopped answering.
+//!
+//! Each turn of the loop: apply what was read, fill the send buffer, write
+//! it; when there is nothing to write, wait for bytes from the broker, an
+//! append to the outbox, a retained value, the keep-alive timer or a stop.
+//! Reading is cancel-safe and writing happens outside the `select!`, so no
+//! packet is ever half-sent.
+
+use std::sync::atomic::Ordering;
+
+use bytes::BytesMut;
+use rumqttc::mqttbytes::v4::{Disconnect, Packet, PingReq};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
+use tokio::sync::watch;
+use tokio::time::{sleep_until, timeout, Instant};
+
+use super::connection::{read_packet, ConnectionError, Stream};
+use super::feeder::fill;
+use super::session::{Origin, Session};
+use super::{Parts, WINDOW};
+use crate::outbox::Cursor;
+
+/// Size the send buffer starts with; it grows for big batches.
+const SEND_BUFFER: usize = 16 * 1024;
+
+/// Serves one connection until it fails (`Err`) or a stop is asked for
+/// (`Ok`, after a DISCONNECT so the broker does not publish the Will).
+pub async fn serve(
+    stream: Box<dyn Stream>,
+    mut incoming: BytesMut,
+    parts: &Parts,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), ConnectionError> {
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let keep_alive = parts.options.keep_alive;
+    let mut session = Session::new(WINDOW);
+    let mut cursor = Cursor::default();
+    let mut out = BytesMut::with_capacity(SEND_BUFFER);
+    let mut last_sent = Instant::now();
+    // Since when an answer (PUBACK or PINGRESP) is owed with none heard:
+    // a broker silent for `keep_alive` past it is taken for gone.
+    let mut owed_since: Option<Instant> = None;
+    let mut ping_sent = false;
+    parts.retained.mark_all_dirty();
+    loop {
+        parts.shared.progress.fetch_add(1, Ordering::Relaxed);
+        if apply_incoming(&mut incoming, &mut session, parts, &mut ping_sent)? {
+            owed_since = (session.in_flight() > 0 || ping_sent).then(Instant::now);
+        }
+        if *stop.borrow() {
+            Disconnect.write(&mut out).ok();
+            send(&mut writer, &mut out, keep_alive).await?;
+            writer.shutdown().await.ok();
+            return Ok(());
+        }
+        fill(
+            &mut session,
+            &mut cursor,
+            &parts.outbox,
+            &parts.retained,
+            &mut out,
+        );
+        parts
+            .shared
+            .in_flight
+            .store(session.in_flight(), Ordering::Relaxed);
+        if !out.is_empty() {
+            send(&mut writer, &mut out, keep_alive).await?;
+            last_sent = Instant::now();
+            owed_since.get_or_insert(last_sent);
+            continue;
+        }
+        let has_room = session.room() > 0;
+        let ping_at = (!ping_sent).then(|| last_sent + keep_alive);
+        let give_up_at = owed_since.map(|since| since + keep_alive);
+        let timer = match (ping_at, give_up_at) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or_else(|| last_sent + keep_alive),
+        };
+        tokio::select! {
+            read = reader.read_buf(&mut incoming) => {
+                let n = read.map_err(ConnectionError::io("read from the broker"))?;
+                if n == 0 {
+                    return Err(ConnectionError::Io {
+                        context: "read from the broker",
+                        source: std::io::ErrorKind::UnexpectedEof.into(),
+                    });
+                }
+            }
+            _ = parts.outbox.appended(), if has_room => {}
+            _ = parts.retained.changed.notified(), if has_room => {}
+            _ = stop.changed() => {}
+            _ = sleep_until(timer) => {
+                let now = Instant::now();
+                if give_up_at.is_some_and(|at| at <= now) {
+                    return Err(ConnectionError::Timeout(
+                        "the broker stopped answering (no PUBACK or PINGRESP within keep_alive)",
+                    ));
+                }
+                if ping_at.is_some_and(|at| at <= now) {
+                    PingReq.write(&mut out).ok();
+                    send(&mut writer, &mut out, keep_alive).await?;
+                    last_sent = Instant::now();
+                    ping_sent = true;
+                    owed_since.get_or_insert(last_sent);
+                }
+            }
+        }
+    }
+}
+
+/// Writes `out` with one call (bounded by `keep_alive`: a broker that stops
+/// reading fills the socket and must not hang the uplink), then clears it.
+async fn send(
+    writer: &mut WriteHalf<Box<dyn Stream>>,
+    out: &mut BytesMut,
+    keep_alive: std::time::Duration,
+) -> Result<(), ConnectionError> {
+    timeout(keep_alive, writer.write_all(out))
+        .await
+        .map_err(|_| ConnectionError::Timeout("the broker stopped reading"))?
+        .map_err(ConnectionError::io("write to the broker"))?;
+    out.clear();
+    Ok(())
+}
+
+/// Applies every whole packet read so far: the outbox messages of all the
+/// PUBACKs among them are acknowledged in one call. True if any packet was
+/// there (the broker is alive).
+fn apply_incoming(
+    incoming: &mut BytesMut,
+    session: &mut Session,
+    parts: &Parts,
+    ping_sent: &mut bool,
+) -> Result<bool, ConnectionError> {
+    let mut acked = Vec::new();
+    let mut released = 0u64;
+    let mut heard = false;
+    while let Some(packet) = read_packet(incoming)? {
+        heard = true;
+        match packet {
+            Packet::PubAck(ack) => match session.acked(ack.pkid) {
+                Some(Origin::Outbox(id)) => {
+                    acked.push(id);
+                    released += 1;
+                }
+                Some(Origin::Retained) => released += 1,
+                None => tracing::debug!(pkid = ack.pkid, "PUBACK for no publish in flight"),
+            },
+            Packet::PingResp => *ping_sent = false,
+            Packet::Disconnect => {
+                return Err(ConnectionError::Protocol(
+                    "the broker closed the session".into(),
+                ))
+            }
+            other => tracing::debug!(packet = ?other, "unexpected packet from the broker; ignored"),
+        }
+    }
+    if released > 0 {
+        parts.outbox.ack(&acked);
+        parts.shared.acked.fetch_add(released, Ordering::Relaxed);
+        parts
+            .shared
+            .in_flight
+            .store(session.in_flight(), Ordering::Relaxed);
+    }
+    Ok(heard)
+}
