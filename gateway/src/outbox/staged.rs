@@ -39,6 +39,15 @@ impl Entry {
     }
 }
 
+/// How much [`State::take`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// What waited a full linger without being acknowledged.
+    Aged,
+    /// Everything staged.
+    All,
+}
+
 /// What the writer commits in one transaction.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -50,6 +59,13 @@ pub struct Batch {
     pub over: u64,
     delivered: Vec<(u64, Arc<str>, u64)>,
     through: u64,
+}
+
+impl Batch {
+    /// True when committing it would change nothing on disk.
+    pub fn is_empty(&self) -> bool {
+        self.inserts.is_empty() && self.deletes.is_empty() && self.over == 0
+    }
 }
 
 /// Rows and bytes removed from one table.
@@ -98,8 +114,15 @@ pub struct State {
     fsyncs: u64,
     max_bytes: u64,
     memory_bound: u64,
-    /// When the oldest uncommitted message arrived (the batch deadline).
+    /// When the batch clock started: the oldest uncommitted message (or
+    /// deletion) arrived then. The writer looks again [`LINGER`] later.
+    ///
+    /// [`LINGER`]: super::writer::LINGER
     pub first_staged: Option<Instant>,
+    /// The last id handed out when the clock started: at the deadline, only
+    /// messages up to it (those that waited a full linger without being
+    /// acknowledged) are written.
+    clock_upto: u64,
     /// A caller waits in `sync`: commit now, without lingering.
     pub urgent: bool,
     /// The last handle is gone: flush and stop.
@@ -131,6 +154,7 @@ impl State {
             max_bytes,
             memory_bound,
             first_staged: None,
+            clock_upto: max_id,
             urgent: false,
             closing: false,
         }
@@ -140,9 +164,6 @@ impl State {
     /// first staged message starts the batch clock).
     pub fn append(&mut self, batch: Vec<Message>, created: i64) -> bool {
         let wake = self.first_staged.is_none();
-        if wake {
-            self.first_staged = Some(Instant::now());
-        }
         for m in batch {
             let id = self.next_id;
             self.next_id += 1;
@@ -157,10 +178,20 @@ impl State {
             self.staged_bytes += entry.size();
             self.staged[m.class as usize].insert(id, Arc::new(entry));
         }
+        self.start_clock();
         if self.staged_bytes > self.memory_bound {
             self.drop_staged(self.staged_bytes - self.memory_bound);
         }
         wake || self.staged_len() >= BATCH_MAX
+    }
+
+    /// Starts the batch clock, if it is not running, for everything handed
+    /// out so far.
+    fn start_clock(&mut self) {
+        if self.first_staged.is_none() {
+            self.first_staged = Some(Instant::now());
+            self.clock_upto = self.last_id();
+        }
     }
 
     fn staged_len(&self) -> usize {
@@ -227,7 +258,7 @@ impl State {
             }
             if (removed.is_none() || id <= self.writing_through) && self.delete_set.insert(id) {
                 self.deletes.push(id);
-                self.first_staged.get_or_insert_with(Instant::now);
+                self.start_clock();
             }
         }
         wake && self.first_staged.is_some()
@@ -262,20 +293,28 @@ impl State {
         self.next_id - 1
     }
 
-    /// Takes the oldest staged messages (at most `BATCH_MAX`) and every
-    /// pending deletion for one commit.
-    pub fn take(&mut self) -> Batch {
+    /// Takes staged messages (the oldest, at most `BATCH_MAX`) and every
+    /// pending deletion for one commit. With `Take::Aged`, only messages
+    /// staged when the batch clock started: one acknowledged within a linger
+    /// of its arrival is never written, so a broker that keeps up costs the
+    /// disk nothing. `Take::All` (a `sync`, a full batch, closing) takes
+    /// everything.
+    pub fn take(&mut self, take: Take) -> Batch {
+        let upto = match take {
+            Take::Aged => self.clock_upto.max(self.durable_through),
+            Take::All => self.last_id(),
+        };
         let mut inserts: Vec<(u64, Arc<Entry>)> = self
             .staged
             .iter()
-            .flat_map(|q| q.iter().map(|(id, e)| (*id, e.clone())))
+            .flat_map(|q| q.range(..=upto).map(|(id, e)| (*id, e.clone())))
             .collect();
         inserts.sort_unstable_by_key(|(id, _)| *id);
         let through = if inserts.len() > BATCH_MAX {
             inserts.truncate(BATCH_MAX);
             inserts.last().map_or(self.durable_through, |(id, _)| *id)
         } else {
-            self.last_id()
+            upto
         };
         let (delivered, later) = std::mem::take(&mut self.delivered)
             .into_iter()
@@ -284,6 +323,10 @@ impl State {
         self.writing_through = through;
         self.writing = true;
         self.first_staged = None;
+        if through < self.last_id() {
+            // Younger messages get a clock of their own.
+            self.start_clock();
+        }
         self.delete_set.clear();
         Batch {
             inserts,
@@ -327,10 +370,10 @@ impl State {
             *self.dropped.entry(sensor).or_default() += n;
         }
         self.durable_through = batch.through;
-        self.commits += 1;
+        self.commits += u64::from(outcome.fsyncs > 0);
         self.fsyncs += outcome.fsyncs;
-        if self.staged_len() > 0 && self.first_staged.is_none() {
-            self.first_staged = Some(Instant::now());
+        if self.staged_len() > 0 {
+            self.start_clock();
         }
         if self.bytes() > self.max_bytes && self.disk[Class::Telemetry as usize].count == 0 {
             self.drop_staged(self.bytes() - self.max_bytes);
@@ -351,8 +394,8 @@ impl State {
         let mut delivered = batch.delivered;
         delivered.append(&mut self.delivered);
         self.delivered = delivered;
-        if self.staged_len() > 0 && self.first_staged.is_none() {
-            self.first_staged = Some(Instant::now());
+        if self.staged_len() > 0 {
+            self.start_clock();
         }
         let new_episode = self.storage_error.is_none();
         if new_episode {
@@ -400,5 +443,95 @@ impl State {
     /// Rows of `class` on disk.
     pub fn disk_rows(&self, class: Class) -> u64 {
         self.disk[class as usize].count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> State {
+        State::new(Default::default(), 0, 1 << 20, 1 << 20)
+    }
+
+    fn reading(seq: u64) -> Message {
+        Message::telemetry("s".into(), "t/s".into(), seq, vec![b'x'; 10])
+    }
+
+    fn ids(batch: &Batch) -> Vec<u64> {
+        batch.inserts.iter().map(|(id, _)| *id).collect()
+    }
+
+    #[test]
+    fn a_message_acked_while_it_lingers_is_never_written() {
+        let mut s = state();
+        assert!(
+            s.append(vec![reading(1), reading(2)], 0),
+            "wakes the writer"
+        );
+        s.ack(&[1]);
+        let batch = s.take(Take::Aged);
+        assert_eq!(ids(&batch), [2]);
+        assert!(batch.deletes.is_empty(), "nothing of id 1 reached the disk");
+        s.committed(batch, Outcome::default());
+        assert_eq!(s.accepted().get("s"), Some(&2), "acked and committed count");
+    }
+
+    #[test]
+    fn an_aged_take_leaves_younger_messages_for_the_next_clock() {
+        let mut s = state();
+        s.append(vec![reading(1)], 0);
+        let started = s.first_staged;
+        let batch = s.take(Take::Aged);
+        s.append(vec![reading(2)], 0);
+        assert_eq!(ids(&batch), [1]);
+        s.committed(batch, Outcome::default());
+        assert!(s.first_staged.is_some() && s.first_staged >= started);
+        assert_eq!(ids(&s.take(Take::Aged)), [2]);
+    }
+
+    #[test]
+    fn messages_after_the_clock_started_wait_unless_everything_is_taken() {
+        let mut s = state();
+        s.append(vec![reading(1)], 0);
+        s.append(vec![reading(2)], 0);
+        let mut all = state();
+        all.append(vec![reading(1)], 0);
+        all.append(vec![reading(2)], 0);
+        assert_eq!(ids(&s.take(Take::Aged)), [1]);
+        assert_eq!(ids(&all.take(Take::All)), [1, 2]);
+    }
+
+    #[test]
+    fn an_ack_of_a_message_being_written_queues_its_deletion() {
+        let mut s = state();
+        s.append(vec![reading(1)], 0);
+        let batch = s.take(Take::All);
+        s.ack(&[1]);
+        assert!(s.is_deleted(1));
+        s.committed(batch, Outcome::default());
+        let next = s.take(Take::All);
+        assert_eq!(next.deletes, [1]);
+    }
+
+    #[test]
+    fn a_failed_batch_is_staged_again_and_counted_once() {
+        let mut s = state();
+        s.append(vec![reading(1)], 0);
+        let batch = s.take(Take::All);
+        assert!(s.failed(batch, "disk full".into()), "a new episode");
+        assert_eq!(s.storage_error(), Some("disk full"));
+        let again = s.take(Take::All);
+        assert_eq!(ids(&again), [1]);
+        assert!(!s.failed(again, "disk full".into()), "the same episode");
+        assert_eq!(s.stats(None, 0).storage_faults, 1);
+    }
+
+    #[test]
+    fn an_empty_batch_changes_nothing() {
+        let mut s = state();
+        s.append(vec![reading(1)], 0);
+        s.ack(&[1]);
+        assert!(s.take(Take::Aged).is_empty());
     }
 }
