@@ -10,10 +10,12 @@
 //!   read of [`READ_CHUNK`] bytes.
 
 use std::io::ErrorKind;
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::time::{Instant, Sleep};
 use tokio_util::codec::Decoder;
 
 use super::error::LinkError;
@@ -31,6 +33,11 @@ pub(crate) struct StreamLink {
     buf: BytesMut,
     read_timeout: Duration,
     eof: bool,
+    /// When the last read returned (set at the first read).
+    last_read: Option<Instant>,
+    /// Fires at `last_read + read_timeout` at the earliest (made at the
+    /// first read: a timer needs the runtime).
+    silence: Option<Pin<Box<Sleep>>>,
     /// An error met after readings of the same read were decoded: returned
     /// by the next call, once those readings were handed over.
     deferred: Option<LinkError>,
@@ -62,6 +69,8 @@ impl StreamLink {
             buf: BytesMut::with_capacity(READ_CHUNK),
             read_timeout,
             eof: false,
+            last_read: None,
+            silence: None,
             deferred: None,
             what,
             stats: LinkStats::default(),
@@ -110,16 +119,35 @@ impl StreamLink {
         }
     }
 
-    /// Reads once into the buffer (or notes the end of the stream).
+    /// Reads once into the buffer (or notes the end of the stream). Silence
+    /// is watched by one timer per link that is re-armed only when it fires
+    /// (to the last read plus `read_timeout`), not by a fresh timer per read.
     async fn fill(&mut self) -> Result<(), LinkError> {
         self.buf.reserve(READ_CHUNK);
-        match tokio::time::timeout(self.read_timeout, self.io.read_buf(&mut self.buf)).await {
-            Err(_) => return Err(LinkError::Timeout(self.read_timeout)),
-            Ok(Ok(0)) => self.eof = true,
-            Ok(Ok(n)) => self.stats.bytes += n as u64,
-            Ok(Err(e)) if device_gone(&e) => self.eof = true,
-            Ok(Err(e)) if e.kind() == ErrorKind::Interrupted => {}
-            Ok(Err(e)) => return Err(LinkError::io(format!("read {}", self.what), e)),
+        let read_timeout = self.read_timeout;
+        let last_read = self.last_read.get_or_insert_with(Instant::now);
+        let silence = self
+            .silence
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(*last_read + read_timeout)));
+        let read = loop {
+            tokio::select! {
+                read = self.io.read_buf(&mut self.buf) => break read,
+                _ = silence.as_mut() => {
+                    let due = *last_read + read_timeout;
+                    if due <= Instant::now() {
+                        return Err(LinkError::Timeout(read_timeout));
+                    }
+                    silence.as_mut().reset(due);
+                }
+            }
+        };
+        *last_read = Instant::now();
+        match read {
+            Ok(0) => self.eof = true,
+            Ok(n) => self.stats.bytes += n as u64,
+            Err(e) if device_gone(&e) => self.eof = true,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(LinkError::io(format!("read {}", self.what), e)),
         }
         Ok(())
     }

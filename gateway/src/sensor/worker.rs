@@ -55,10 +55,14 @@ pub async fn pump(
         ),
     };
     let mut readings = Vec::new();
+    // Made once: registering a fresh stop waiter on every reading cost a
+    // lock per wake-up.
+    let shutdown = ctx.shutdown_requested();
+    tokio::pin!(shutdown);
     loop {
         // Cancel-safe: `next_batch` waits only while `readings` is empty.
         let next = tokio::select! {
-            _ = ctx.shutdown_requested() => return Ok(()),
+            _ = &mut shutdown => return Ok(()),
             next = link.next_batch(&mut readings) => next,
         };
         match next {

@@ -90,7 +90,13 @@ pub async fn serve(
                     });
                 }
             }
-            _ = parts.outbox.appended(), if has_room => {}
+            _ = parts.outbox.appended(), if has_room => {
+                // Let the other sensors that are ready run first, so one
+                // write carries all they append in this turn of the runtime
+                // (a woken task would otherwise run straight after the one
+                // append that woke it).
+                tokio::task::yield_now().await;
+            }
             _ = parts.retained.changed.notified(), if has_room => {}
             _ = stop.changed() => {}
             _ = sleep_until(timer) => {
