@@ -51,7 +51,7 @@ impl SupervisorHandle {
         let not_running = || StartChildError::NotRunning(self.shared.path.to_string());
         self.shared
             .commands
-            .send(Command::Start(spec, reply))
+            .send(Box::new(Command::Start(spec, reply)))
             .map_err(|_| not_running())?;
         answer.await.map_err(|_| not_running())?
     }
@@ -62,7 +62,7 @@ impl SupervisorHandle {
         let not_running = || TerminateChildError::NotRunning(self.shared.path.to_string());
         self.shared
             .commands
-            .send(Command::Terminate(id.into(), reply))
+            .send(Box::new(Command::Terminate(id.into(), reply)))
             .map_err(|_| not_running())?;
         answer.await.map_err(|_| not_running())?
     }

@@ -26,7 +26,9 @@ use crate::supervisor::{Strategy, SupervisorSpec};
 /// Exits handled in one go before the loop looks at stop requests again.
 const EXIT_BATCH: usize = 1024;
 
-/// A child's end as reported by its task (or by a failed start).
+/// A child's end as reported by its task (or by a failed start). Sent
+/// boxed, as commands are: an idle channel keeps a block of 32 slots, and
+/// a slot the size of a pointer keeps an idle supervisor small.
 pub(crate) struct ExitMsg {
     key: u64,
     epoch: u32,
@@ -37,9 +39,9 @@ pub(crate) struct ExitMsg {
 pub(crate) struct Core {
     pub(crate) shared: Arc<Shared>,
     spec: Arc<SupervisorSpec>,
-    exits_tx: mpsc::UnboundedSender<ExitMsg>,
-    exits_rx: mpsc::UnboundedReceiver<ExitMsg>,
-    commands: mpsc::UnboundedReceiver<Command>,
+    exits_tx: mpsc::UnboundedSender<Box<ExitMsg>>,
+    exits_rx: mpsc::UnboundedReceiver<Box<ExitMsg>>,
+    commands: mpsc::UnboundedReceiver<Box<Command>>,
     pub(crate) timers: Timers,
     /// The window shared by children without a policy of their own.
     pub(crate) window: IntensityWindow,
@@ -51,7 +53,7 @@ pub(crate) struct Core {
 impl Core {
     pub(crate) fn new(
         shared: Arc<Shared>,
-        commands: mpsc::UnboundedReceiver<Command>,
+        commands: mpsc::UnboundedReceiver<Box<Command>>,
         spec: Arc<SupervisorSpec>,
         seed: u64,
     ) -> Self {
@@ -113,7 +115,7 @@ impl Core {
         self.shared.done.send_replace(Some(done));
         self.commands.close();
         while let Ok(command) = self.commands.try_recv() {
-            refuse(&self.shared.path, command);
+            refuse(&self.shared.path, *command);
         }
         result
     }
@@ -149,15 +151,15 @@ impl Core {
                 biased;
                 _ = stop.cancelled() => return Ok(()),
                 Some(exit) = self.exits_rx.recv() => {
-                    self.on_exit(exit).await?;
+                    self.on_exit(*exit).await?;
                     for _ in 0..EXIT_BATCH {
                         match self.exits_rx.try_recv() {
-                            Ok(exit) => self.on_exit(exit).await?,
+                            Ok(exit) => self.on_exit(*exit).await?,
                             Err(_) => break,
                         }
                     }
                 }
-                Some(command) = self.commands.recv() => self.on_command(command).await,
+                Some(command) = self.commands.recv() => self.on_command(*command).await,
                 _ = sleep.as_mut(), if next.is_some() => self.fire_timers().await,
             }
         }
@@ -167,11 +169,11 @@ impl Core {
     /// restart policy applies to it like to any other crash.
     pub(crate) async fn start_or_report(&mut self, key: u64, is_restart: bool) {
         if let Err((epoch, crash)) = self.start(key, is_restart).await {
-            let _ = self.exits_tx.send(ExitMsg {
+            let _ = self.exits_tx.send(Box::new(ExitMsg {
                 key,
                 epoch,
                 outcome: Err(crash),
-            });
+            }));
         }
     }
 
@@ -471,17 +473,22 @@ impl Drop for Core {
 }
 
 /// A child's task: runs the body, turns a panic into a crash, reports the end.
-async fn run_child(body: Running, key: u64, epoch: u32, exits: mpsc::UnboundedSender<ExitMsg>) {
+async fn run_child(
+    body: Running,
+    key: u64,
+    epoch: u32,
+    exits: mpsc::UnboundedSender<Box<ExitMsg>>,
+) {
     let outcome = AssertUnwindSafe(body.0)
         .catch_unwind()
         .await
         .unwrap_or_else(|panic| Err(Crash::from_panic(panic)));
     // The supervisor may be gone (shutting down); then nobody needs to know.
-    let _ = exits.send(ExitMsg {
+    let _ = exits.send(Box::new(ExitMsg {
         key,
         epoch,
         outcome,
-    });
+    }));
 }
 
 /// A start-phase error keeps its message and evidence under reason

@@ -34,7 +34,7 @@ pub(crate) struct Shared {
     pub(crate) strategy: Strategy,
     pub(crate) bus: EventBus,
     pub(crate) stop: CancellationToken,
-    pub(crate) commands: mpsc::UnboundedSender<Command>,
+    pub(crate) commands: mpsc::UnboundedSender<Box<Command>>,
     pub(crate) done: watch::Sender<Option<Result<(), Exhausted>>>,
     table: Mutex<Table>,
 }
@@ -47,7 +47,7 @@ impl Shared {
         strategy: Strategy,
         bus: EventBus,
         stop: CancellationToken,
-    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Command>) {
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Box<Command>>) {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Self {
             path,
