@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use edgevisor_devices::link::DEFAULT_READ_TIMEOUT;
 use toml::Spanned;
 
 use super::diagnostics::Problem;
@@ -29,9 +30,6 @@ const DEFAULT_POLICY: Policy = Policy {
     on_exhausted: OnExhausted::Quarantine,
     quarantine_for: Duration::from_secs(600),
 };
-
-/// Silence that ends a link when a sensor sets no `read_timeout`.
-pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Checks `doc` and fills in defaults; returns the config when nothing stood
 /// in the way of building it, and every problem found.
