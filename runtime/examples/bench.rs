@@ -11,6 +11,10 @@
 //! - start time for those 100,000 children;
 //! - recovery of 10,000 children that crash at the same moment.
 #![allow(clippy::unwrap_used)] // tests and examples may panic on setup errors
+#![allow(
+    clippy::disallowed_types,
+    reason = "a benchmark measures wall time; nothing here runs on paused time"
+)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
