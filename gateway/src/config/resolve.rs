@@ -62,7 +62,7 @@ pub fn resolve(path: &Path, text: &str, doc: RawDocument) -> (Option<Config>, Ve
         .supervisor
         .as_ref()
         .map(|s| s.policy())
-        .unwrap_or_default();
+        .unwrap_or_default(); // no [supervisor] table: every key takes its default
     let root = layer(DEFAULT_POLICY, &root_raw, "[supervisor]", &mut problems);
     let children = tree(&doc, text, root, &mut problems);
     let config = match (gateway, upstream) {
