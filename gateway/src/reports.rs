@@ -73,7 +73,7 @@ fn on_event(
             .evidence
             .as_deref()
             .map(hex::encode)
-            .unwrap_or_default();
+            .unwrap_or_default(); // a crash without evidence reports ""
         tracing::warn!(
             SENSOR = sensor,
             CHILD_PATH = %event.path,

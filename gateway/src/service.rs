@@ -187,6 +187,8 @@ async fn publish_status(
             for (sensor, count) in dropped {
                 tracing::warn!(SENSOR = %sensor, dropped = count, "outbox full: oldest telemetry dropped");
             }
+            // Status is strings, numbers and string-keyed maps, which
+            // serde_json always serialises.
             let mut body = serde_json::to_value(&body).unwrap_or_default();
             if let (Some(error), Some(map)) = (storage_error, body.as_object_mut()) {
                 map.insert("storage_error".into(), error.as_str().into());

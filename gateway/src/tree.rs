@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use edgevisor_runtime::{ChildSpec, Strategy, SupervisorSpec};
 
-use crate::config::{Config, GroupConfig, GroupStrategy, RootChild};
+use crate::config::{Config, GroupConfig, RootChild};
 use crate::sensor::{self, Gateway};
 
 /// The root supervisor's spec.
@@ -31,12 +31,7 @@ pub fn root_child(child: &RootChild, gateway: &Arc<Gateway>) -> ChildSpec {
 }
 
 fn group(group: &GroupConfig, gateway: &Arc<Gateway>) -> ChildSpec {
-    let strategy = match group.strategy {
-        GroupStrategy::OneForOne => Strategy::OneForOne,
-        GroupStrategy::OneForAll => Strategy::OneForAll,
-        GroupStrategy::RestForOne => Strategy::RestForOne,
-    };
-    let spec = SupervisorSpec::new(strategy)
+    let spec = SupervisorSpec::new(group.strategy)
         .policy(sensor::restart_policy(&group.policy))
         .children(group.sensors.iter().map(|s| sensor::child_spec(s, gateway)));
     ChildSpec::supervisor(group.id.clone(), spec).policy(sensor::restart_policy(&group.policy))

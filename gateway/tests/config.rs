@@ -95,6 +95,11 @@ fn the_spec_example_with_its_modem_resolves_every_default() {
         "sensors default to quarantine"
     );
     assert_eq!(weather.policy.intensity, 5);
+    assert_eq!(
+        weather.read_timeout,
+        Duration::from_secs(30),
+        "SPEC default read_timeout"
+    );
     assert_eq!(weather.max_frame, 4096);
     assert_eq!(weather.on_corrupt, OnCorrupt::Crash);
     let nodes = config.sensors().find(|s| s.id == "field-nodes").unwrap();

@@ -88,6 +88,10 @@ fn writer(dir: &str) -> ! {
 }
 
 #[test]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a synchronous test thread; no async runtime to block"
+)]
 fn a_writer_killed_at_100_random_points_loses_nothing_it_reported_stored() {
     if let Ok(dir) = std::env::var("OUTBOX_CRASH_DIR") {
         writer(&dir);

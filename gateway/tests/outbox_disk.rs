@@ -63,6 +63,10 @@ fn reading(seq: u64) -> Message {
     }
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a synchronous test thread; no async runtime to block"
+)]
 fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !done() {

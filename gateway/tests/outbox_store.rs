@@ -296,6 +296,10 @@ fn a_torn_wal_tail_loses_nothing_that_was_committed() {
 /// once the broker stopped acknowledging, nothing was committed for up to
 /// a second.
 #[test]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a synchronous test thread; no async runtime to block"
+)]
 fn commits_keep_pace_when_acks_stop() {
     let d = dir("pace");
     let (outbox, _) = Outbox::open(&d, 1 << 30);

@@ -84,7 +84,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     EventKind::Started { restarts } => format!("started (restarts {restarts})"),
                     EventKind::Crashed { crash, restarts_in_window, intensity, action, .. } => format!(
                         "crashed: {crash} evidence={} [{restarts_in_window}/{intensity}] -> {}",
-                        crash.evidence.as_deref().map(hex).unwrap_or_default(),
+                        crash.evidence.as_deref().map(hex).unwrap_or_default(), // none: empty
                         action.as_str()
                     ),
                     EventKind::Restarting { delay } => format!("restarting in {delay:?}"),

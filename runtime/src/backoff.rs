@@ -3,9 +3,12 @@
 //! Restart `n` of a crash series waits `min(max, initial * 2^(n-1))`, spread
 //! by +-jitter. A child that ran for `backoff_reset` before crashing starts a
 //! new series. Pure arithmetic: the random sample is an argument so tests can
-//! pin it.
+//! pin it. The arithmetic lives in `edgevisor-backoff`; this module keeps
+//! the per-child series (when it grows, when it resets).
 
 use std::time::Duration;
+
+use edgevisor_backoff::ExponentialBackoff;
 
 use crate::policy::RestartPolicy;
 
@@ -29,8 +32,7 @@ impl BackoffState {
             self.consecutive = 0;
         }
         self.consecutive = self.consecutive.saturating_add(1);
-        let base = base_delay(policy, self.consecutive);
-        apply_jitter(base, policy.jitter, unit_sample)
+        schedule(policy).delay(self.consecutive, unit_sample)
     }
 
     /// Forgets the series, e.g. when a quarantined child gets a fresh try.
@@ -39,30 +41,22 @@ impl BackoffState {
     }
 }
 
+/// The policy's schedule, computed by the workspace's one backoff crate so
+/// supervision, links and the uplink agree on what "backoff" means.
+pub fn schedule(policy: &RestartPolicy) -> ExponentialBackoff {
+    ExponentialBackoff::new(policy.backoff_initial, policy.backoff_max, policy.jitter)
+}
+
 /// `min(max, initial * 2^(n-1))` for the `n`-th restart (n >= 1), without
 /// overflow however long the series.
 pub fn base_delay(policy: &RestartPolicy, n: u32) -> Duration {
-    if policy.backoff_initial.is_zero() {
-        return Duration::ZERO;
-    }
-    let doublings = n.saturating_sub(1).min(63);
-    let factor = 1u64 << doublings;
-    let nanos = policy
-        .backoff_initial
-        .as_nanos()
-        .saturating_mul(u128::from(factor));
-    let capped = nanos.min(policy.backoff_max.as_nanos());
-    Duration::from_nanos(u64::try_from(capped).unwrap_or(u64::MAX))
+    schedule(policy).base(n)
 }
 
 /// Spreads `base` by `+-fraction`, mapping `unit_sample` in `[0,1)` onto
 /// `[1-fraction, 1+fraction)`.
 pub fn apply_jitter(base: Duration, fraction: f64, unit_sample: f64) -> Duration {
-    if fraction <= 0.0 || base.is_zero() {
-        return base;
-    }
-    let factor = 1.0 + fraction * (2.0 * unit_sample.clamp(0.0, 1.0) - 1.0);
-    base.mul_f64(factor.max(0.0))
+    edgevisor_backoff::jitter(base, fraction, unit_sample)
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ pub(super) fn parse(s: &[u8], policy: ChecksumPolicy) -> Result<Reading, Corrupt
         (&s[1..], None)
     };
     let scan = Scan::of(body);
+    // No stated checksum has no bytes to be non-ASCII.
     if scan.non_ascii || !stated.unwrap_or_default().is_ascii() {
         return Err(corrupt(
             CorruptKind::NonAscii,
@@ -175,8 +176,10 @@ impl Parts<'_> {
             }
         }
         bytes.extend_from_slice(b"]}");
-        // Only ASCII was written (checked by `Scan`); this is a fast check.
-        String::from_utf8(bytes).unwrap_or_default()
+        // Whole `str` pieces and ASCII punctuation, so always UTF-8; should
+        // that ever break, the slow path still builds the right object
+        // rather than an empty one.
+        String::from_utf8(bytes).unwrap_or_else(|_| self.json_escaped())
     }
 
     /// JSON text when some byte needs escaping (rare: NMEA forbids them).
@@ -208,4 +211,44 @@ fn split_address(address: &str) -> Option<(&str, &str)> {
         return None;
     }
     Some(address.split_at(at))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn parts<'a>(address: &'a str, fields: Option<&'a str>) -> Parts<'a> {
+        let (talker, sentence) = split_address(address).unwrap_or(("", ""));
+        Parts {
+            address,
+            talker,
+            sentence,
+            fields,
+        }
+    }
+
+    #[test]
+    fn fields_become_a_full_object() {
+        let p = parts("GPGGA", Some("1,,3"));
+        let want = r#"{"address":"GPGGA","talker":"GP","sentence":"GGA","fields":["1","","3"]}"#;
+        assert_eq!(p.json_plain(3), want);
+        assert_eq!(p.json_escaped(), want);
+        let bare = r#"{"address":"GPGGA","talker":"GP","sentence":"GGA","fields":[]}"#;
+        assert_eq!(parts("GPGGA", None).json_plain(0), bare);
+    }
+
+    proptest! {
+        #[test]
+        fn fast_and_slow_paths_agree(fields in proptest::collection::vec("[A-Za-z0-9 .:/+-]{0,8}", 1..8)) {
+            let fields = fields.join(",");
+            let commas = 1 + fields.matches(',').count();
+            let p = parts("GPRMC", Some(&fields));
+            let json = p.json_plain(commas);
+            prop_assert_eq!(&json, &p.json_escaped());
+            let value: serde_json::Value = serde_json::from_str(&json).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(value["fields"].as_array().map(Vec::len), Some(commas));
+        }
+    }
 }

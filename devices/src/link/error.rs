@@ -55,7 +55,8 @@ pub enum LinkError {
         #[source]
         source: std::io::Error,
     },
-    /// The device went away. A frame cut off by the end is kept as evidence.
+    /// The device went away. A frame cut off by the end is kept as evidence
+    /// (and named in the message; without one the message has no suffix).
     #[error("device closed the stream{}", .truncated.as_ref().map(|t| format!(" ({t})")).unwrap_or_default())]
     Eof {
         /// The unfinished frame, if input ended inside one.

@@ -24,7 +24,9 @@ pub use stream::READ_CHUNK;
 use crate::Reading;
 use stream::StreamLink;
 
-/// SPEC default `read_timeout`.
+/// SPEC default `read_timeout` (section 3): silence longer than this ends a
+/// link with `timeout`. The one definition: the gateway's config resolver
+/// uses it for sensors that set none.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 enum Inner {

@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
+use edgevisor_backoff::ExponentialBackoff;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, SubscribeFilter};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -216,7 +217,8 @@ async fn drive(
     tx: mpsc::Sender<(String, Bytes)>,
     status: watch::Sender<Status>,
 ) {
-    let mut delay = config.reconnect_initial;
+    let backoff = reconnect_backoff(&config);
+    let mut failures = 0u32;
     let filters: Vec<SubscribeFilter> = config
         .topics
         .iter()
@@ -225,7 +227,7 @@ async fn drive(
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                delay = config.reconnect_initial;
+                failures = 0;
                 status.send_modify(|s| s.connects += 1);
                 if let Err(e) = client.try_subscribe_many(filters.clone()) {
                     tracing::warn!(url = %config.url, error = %e, "mqtt resubscribe failed");
@@ -242,21 +244,23 @@ async fn drive(
                 if tx.is_closed() {
                     return;
                 }
+                failures = failures.saturating_add(1);
+                let delay = backoff.random_delay(failures);
                 tracing::debug!(url = %config.url, error = %e, ?delay, "mqtt connection lost; reconnecting");
                 status.send_modify(|s| {
                     s.subscribed = false;
                     s.last_error = Some(e.to_string());
                 });
-                tokio::time::sleep(jitter(delay)).await;
-                delay = (delay * 2).min(config.reconnect_max);
+                tokio::time::sleep(delay).await;
             }
         }
     }
 }
 
-/// +-20 % so many links do not reconnect in lockstep.
-fn jitter(d: Duration) -> Duration {
-    d.mul_f64(0.8 + 0.4 * fastrand::f64())
+/// `reconnect_initial` doubling to `reconnect_max`, +-20 % so many links do
+/// not reconnect in lockstep.
+fn reconnect_backoff(config: &MqttConfig) -> ExponentialBackoff {
+    ExponentialBackoff::new(config.reconnect_initial, config.reconnect_max, 0.2)
 }
 
 impl Link {
@@ -288,10 +292,14 @@ mod tests {
     }
 
     #[test]
-    fn jitter_stays_within_twenty_percent() {
+    fn reconnects_back_off_within_twenty_percent() {
+        let mut config = MqttConfig::new("mqtt://h", vec![], "c", CodecKind::Json);
+        config.reconnect_initial = Duration::from_millis(1000);
+        let b = reconnect_backoff(&config);
         for _ in 0..100 {
-            let j = jitter(Duration::from_millis(1000));
+            let j = b.random_delay(1);
             assert!(j >= Duration::from_millis(800) && j <= Duration::from_millis(1200));
+            assert!(b.random_delay(40) <= Duration::from_secs(6));
         }
     }
 }

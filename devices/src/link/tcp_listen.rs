@@ -6,12 +6,18 @@
 //! live: each carries a [`ConnectionPermit`] that frees its slot when
 //! dropped (with the connection's [`Link`]), and a connection arriving
 //! while all slots are taken is closed at once and counted as refused.
+//!
+//! Accept errors such as EMFILE (out of file descriptors) last until
+//! something else frees resources, so retries back off (50 ms doubling to
+//! 5 s) and each failure episode is logged once at warn, then at debug
+//! until an accept succeeds again.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use edgevisor_backoff::ExponentialBackoff;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -19,6 +25,12 @@ use super::error::LinkError;
 use super::stream::StreamLink;
 use super::Link;
 use crate::codec::{CodecConfig, CodecKind};
+
+/// Retry schedule after failed accepts: quick for a one-off (a peer that
+/// reset), slow enough not to spin when descriptors have run out. No
+/// jitter: one acceptor has nobody to fall into lockstep with.
+const ACCEPT_BACKOFF: ExponentialBackoff =
+    ExponentialBackoff::new(Duration::from_millis(50), Duration::from_secs(5), 0.0);
 
 /// A `transport = "tcp-listen"` sensor group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +114,9 @@ pub struct TcpAcceptor {
     max: usize,
     accepted: AtomicU64,
     refused: AtomicU64,
+    /// Consecutive failed accepts; kept here (not in `accept`'s future) so
+    /// a caller that drops and re-creates that future stays in the episode.
+    failures: AtomicU32,
     config: TcpListenConfig,
 }
 
@@ -122,6 +137,7 @@ impl TcpAcceptor {
             max: config.max_connections,
             accepted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            failures: AtomicU32::new(0),
             config: config.clone(),
         })
     }
@@ -147,10 +163,12 @@ impl TcpAcceptor {
     pub async fn accept(&self) -> Accepted {
         loop {
             let (stream, peer) = match self.listener.accept().await {
-                Ok(c) => c,
+                Ok(c) => {
+                    self.accept_recovered();
+                    c
+                }
                 Err(e) => {
-                    tracing::warn!(listen = %self.local, error = %e, "accept failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(self.accept_failed(&e)).await;
                     continue;
                 }
             };
@@ -176,11 +194,62 @@ impl TcpAcceptor {
         }
     }
 
+    /// Counts a failed accept, logs it (warn for the first of an episode,
+    /// debug after) and returns how long to wait before the next try.
+    fn accept_failed(&self, error: &std::io::Error) -> Duration {
+        let failures = record_failure(&self.failures);
+        let delay = ACCEPT_BACKOFF.delay(failures, 0.5);
+        if failures == 1 {
+            tracing::warn!(listen = %self.local, %error, retry_in = ?delay, "accept failed; retrying with backoff (repeats logged at debug)");
+        } else {
+            tracing::debug!(listen = %self.local, %error, failures, retry_in = ?delay, "accept failed again");
+        }
+        delay
+    }
+
+    /// Ends a failure episode, if one was going on.
+    fn accept_recovered(&self) {
+        let failures = self.failures.swap(0, Ordering::Relaxed);
+        if failures > 0 {
+            tracing::info!(listen = %self.local, failures, "accepting again");
+        }
+    }
+
     /// Accepts forever, calling `spawn` for each connection. Stop it by
     /// dropping the future (e.g. in a `select!` with a shutdown signal).
     pub async fn run<F: FnMut(Accepted)>(&self, mut spawn: F) {
         loop {
             spawn(self.accept().await);
         }
+    }
+}
+
+/// One more consecutive failure; returns the count (1 for the first).
+fn record_failure(failures: &AtomicU32) -> u32 {
+    let previous = failures
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            Some(n.saturating_add(1))
+        })
+        .unwrap_or_else(|n| n); // the closure always returns Some
+    previous.saturating_add(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_retries_back_off_to_five_seconds() {
+        let failures = AtomicU32::new(0);
+        let delays: Vec<u128> = (0..9)
+            .map(|_| {
+                ACCEPT_BACKOFF
+                    .delay(record_failure(&failures), 0.5)
+                    .as_millis()
+            })
+            .collect();
+        assert_eq!(delays, [50, 100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        failures.store(u32::MAX, Ordering::Relaxed);
+        assert_eq!(record_failure(&failures), u32::MAX);
     }
 }

@@ -45,6 +45,7 @@ pub struct Mosquitto {
 
 /// Finds the `mosquitto` binary.
 pub fn find_mosquitto() -> Option<PathBuf> {
+    // No PATH: only the sbin directories below are searched.
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])

@@ -3,7 +3,8 @@
 //! into plain values with every default filled in.
 //!
 //! - `raw`: the file as written (serde, `deny_unknown_fields`);
-//! - `values`: durations, sizes and the closed sets of words;
+//! - `values`: durations, sizes and the gateway's own closed sets of words;
+//! - `words`: config words for the library enums (codec, restart, ...);
 //! - `parse`: TOML to raw tables, one table at a time so that one bad table
 //!   does not hide the errors of the next;
 //! - `resolve`: cross-table checks and defaults, giving a [`Config`];
@@ -17,16 +18,23 @@ mod raw;
 mod resolve;
 mod summary;
 mod values;
+mod words;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use diagnostics::{ConfigError, ConfigErrors};
+pub use edgevisor_runtime::OnExhausted;
+/// A group's strategy is the runtime's (a config never names `dynamic`).
+pub use edgevisor_runtime::Strategy as GroupStrategy;
 pub use summary::summary;
-pub use values::{
-    Checksum, CodecName, GroupStrategy, OnCorrupt, OnExhausted, Parity, RestartWord, Transport,
-};
+pub use values::{OnCorrupt, Transport};
+pub use words::Words;
+
+use edgevisor_devices::codec::{ChecksumPolicy, CodecKind};
+use edgevisor_devices::link::serial::{DataBits, Parity, StopBits};
+use edgevisor_runtime::{Restart, Strategy};
 
 /// Where the service looks for its config unless told otherwise.
 pub const DEFAULT_PATH: &str = "/etc/edgevisor/edgevisor.toml";
@@ -129,7 +137,7 @@ pub struct GroupConfig {
     /// Its id (a path segment under `root`).
     pub id: String,
     /// Its strategy; default one_for_one.
-    pub strategy: GroupStrategy,
+    pub strategy: Strategy,
     /// The group supervisor's own policy (the window of the group as a whole).
     pub policy: Policy,
     /// Members in the order the group lists them.
@@ -144,15 +152,15 @@ pub struct SensorConfig {
     /// How it is reached.
     pub link: LinkConfig,
     /// Wire format.
-    pub codec: CodecName,
+    pub codec: CodecKind,
     /// Largest frame; default 4096, NMEA 256.
     pub max_frame: usize,
-    /// NMEA only: a missing `*HH` is corrupt.
-    pub checksum_required: bool,
+    /// NMEA only: whether a missing `*HH` is corrupt; default required.
+    pub checksum: ChecksumPolicy,
     /// Crash or skip on a corrupt frame.
     pub on_corrupt: OnCorrupt,
     /// OTP restart type; default permanent.
-    pub restart: RestartWord,
+    pub restart: Restart,
     /// Silence longer than this ends the link with reason `timeout`.
     pub read_timeout: Duration,
     /// The sensor's own restart window (sensor, then group, then supervisor keys).
@@ -169,11 +177,11 @@ pub enum LinkConfig {
         /// Default 9600.
         baud: u32,
         /// 5 to 8; default 8.
-        data_bits: u8,
+        data_bits: DataBits,
         /// Default none.
         parity: Parity,
         /// 1 or 2; default 1.
-        stop_bits: u8,
+        stop_bits: StopBits,
     },
     /// The gateway connects to `address`.
     Tcp {

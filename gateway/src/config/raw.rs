@@ -7,10 +7,12 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::values::{
-    Checksum, CodecName, Dur, GroupStrategy, OnCorrupt, OnExhausted, Parity, RestartWord, Size,
-    Transport,
-};
+use edgevisor_devices::codec::{ChecksumPolicy, CodecKind};
+use edgevisor_devices::link::serial::Parity;
+use edgevisor_runtime::{OnExhausted, Restart, Strategy};
+
+use super::values::{Dur, OnCorrupt, Size, Transport};
+use super::words::Word;
 
 /// Declares a table struct that also takes every `[supervisor]` key, since
 /// groups and sensors may override any of them.
@@ -32,7 +34,7 @@ macro_rules! with_policy {
             /// Healthy run that resets the backoff.
             pub backoff_reset: Option<Dur>,
             /// Escalate or quarantine.
-            pub on_exhausted: Option<Spanned<OnExhausted>>,
+            pub on_exhausted: Option<Spanned<Word<OnExhausted>>>,
             /// Quarantine length.
             pub quarantine_for: Option<Dur>,
         }
@@ -62,7 +64,7 @@ pub struct RawPolicy {
     pub backoff_initial: Option<Dur>,
     pub backoff_max: Option<Dur>,
     pub backoff_reset: Option<Dur>,
-    pub on_exhausted: Option<Spanned<OnExhausted>>,
+    pub on_exhausted: Option<Spanned<Word<OnExhausted>>>,
     pub quarantine_for: Option<Dur>,
 }
 
@@ -104,7 +106,7 @@ with_policy!(
     /// One `[[group]]`.
     pub struct RawGroup {
         pub id: Spanned<String>,
-        pub strategy: Option<GroupStrategy>,
+        pub strategy: Option<Word<Strategy>>,
         pub sensors: Vec<Spanned<String>>,
     }
 );
@@ -115,17 +117,17 @@ with_policy!(
     pub struct RawSensor {
         pub id: Spanned<String>,
         pub transport: Spanned<Transport>,
-        pub codec: Spanned<CodecName>,
-        pub checksum: Option<Spanned<Checksum>>,
+        pub codec: Spanned<Word<CodecKind>>,
+        pub checksum: Option<Spanned<Word<ChecksumPolicy>>>,
         pub max_frame: Option<Spanned<Size>>,
         pub on_corrupt: Option<OnCorrupt>,
-        pub restart: Option<RestartWord>,
+        pub restart: Option<Word<Restart>>,
         pub read_timeout: Option<Dur>,
         // serial
         pub device: Option<Spanned<String>>,
         pub baud: Option<Spanned<i64>>,
         pub data_bits: Option<Spanned<i64>>,
-        pub parity: Option<Spanned<Parity>>,
+        pub parity: Option<Spanned<Word<Parity>>>,
         pub stop_bits: Option<Spanned<i64>>,
         // tcp
         pub address: Option<Spanned<String>>,

@@ -6,14 +6,16 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use edgevisor_devices::codec::{ChecksumPolicy, CodecKind};
+use edgevisor_devices::link::serial::Parity;
+use edgevisor_devices::link::DEFAULT_READ_TIMEOUT;
+use edgevisor_runtime::{OnExhausted, Restart, Strategy};
 use toml::Spanned;
 
 use super::diagnostics::Problem;
 use super::parse::RawDocument;
 use super::raw::{RawPolicy, RawSensor};
-use super::values::{
-    Checksum, CodecName, GroupStrategy, OnCorrupt, OnExhausted, Parity, RestartWord, Transport,
-};
+use super::values::{OnCorrupt, Transport};
 use super::{
     checks, Config, GatewayConfig, GroupConfig, LinkConfig, Policy, RootChild, SensorConfig,
     UpstreamConfig,
@@ -29,9 +31,6 @@ const DEFAULT_POLICY: Policy = Policy {
     on_exhausted: OnExhausted::Quarantine,
     quarantine_for: Duration::from_secs(600),
 };
-
-/// Silence that ends a link when a sensor sets no `read_timeout`.
-pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Checks `doc` and fills in defaults; returns the config when nothing stood
 /// in the way of building it, and every problem found.
@@ -64,7 +63,7 @@ pub fn resolve(path: &Path, text: &str, doc: RawDocument) -> (Option<Config>, Ve
         .supervisor
         .as_ref()
         .map(|s| s.policy())
-        .unwrap_or_default();
+        .unwrap_or_default(); // no [supervisor] table: every key takes its default
     let root = layer(DEFAULT_POLICY, &root_raw, "[supervisor]", &mut problems);
     let children = tree(&doc, text, root, &mut problems);
     let config = match (gateway, upstream) {
@@ -152,7 +151,7 @@ fn layer(base: Policy, raw: &RawPolicy, owner: &str, problems: &mut Vec<Problem>
     set(&mut p.backoff_reset, raw.backoff_reset);
     set(&mut p.quarantine_for, raw.quarantine_for);
     if let Some(on) = &raw.on_exhausted {
-        p.on_exhausted = *on.get_ref();
+        p.on_exhausted = on.get_ref().0;
     }
     let span = raw.intensity.as_ref().map(|s| s.span());
     let mut bad = |m: String, h: &str| {
@@ -295,7 +294,7 @@ fn tree(
                     .collect();
                 children.push(RootChild::Group(GroupConfig {
                     id: g.id.get_ref().clone(),
-                    strategy: g.strategy.unwrap_or(GroupStrategy::OneForOne),
+                    strategy: g.strategy.map_or(Strategy::OneForOne, |w| w.0),
                     policy,
                     sensors: members,
                 }));
@@ -378,8 +377,8 @@ fn sensor(s: &RawSensor, base: Policy, problems: &mut Vec<Problem>) -> Option<Se
             .hint(format!("remove `{key}`, or set transport = \"{owner}\"")),
         );
     }
-    let codec = *s.codec.get_ref();
-    if let (Some(c), false) = (&s.checksum, codec == CodecName::Nmea) {
+    let codec = s.codec.get_ref().0;
+    if let (Some(c), false) = (&s.checksum, codec == CodecKind::Nmea) {
         problems.push(
             Problem::at(Some(c.span()), "`checksum` applies to the nmea codec only")
                 .hint("remove it"),
@@ -395,8 +394,7 @@ fn sensor(s: &RawSensor, base: Policy, problems: &mut Vec<Problem>) -> Option<Se
             return None;
         }
         Some(m) => usize::try_from(m.get_ref().0).unwrap_or(usize::MAX),
-        None if codec == CodecName::Nmea => 256,
-        None => 4096,
+        None => codec.default_max_frame(),
     };
     Some(SensorConfig {
         policy: layer(base, &s.policy(), &format!("sensor {id:?}"), problems),
@@ -404,12 +402,12 @@ fn sensor(s: &RawSensor, base: Policy, problems: &mut Vec<Problem>) -> Option<Se
         link,
         codec,
         max_frame,
-        checksum_required: s
+        checksum: s
             .checksum
             .as_ref()
-            .is_none_or(|c| *c.get_ref() == Checksum::Required),
+            .map_or(ChecksumPolicy::Required, |c| c.get_ref().0),
         on_corrupt: s.on_corrupt.unwrap_or(OnCorrupt::Crash),
-        restart: s.restart.unwrap_or(RestartWord::Permanent),
+        restart: s.restart.map_or(Restart::Permanent, |w| w.0),
         read_timeout: s.read_timeout.map_or(DEFAULT_READ_TIMEOUT, |d| d.0),
     })
 }
@@ -464,9 +462,11 @@ fn link(s: &RawSensor, problems: &mut Vec<Problem>) -> Option<LinkConfig> {
             Some(LinkConfig::Serial {
                 device: PathBuf::from(device.get_ref()),
                 baud: u32::try_from(baud).unwrap_or(9600),
-                data_bits: u8::try_from(data_bits).unwrap_or(8),
-                parity: s.parity.as_ref().map_or(Parity::None, |p| *p.get_ref()),
-                stop_bits: u8::try_from(stop_bits).unwrap_or(1),
+                // Checked against the lists above, so the devices crate's
+                // parser accepts them; the defaults are never reached.
+                data_bits: data_bits.to_string().parse().unwrap_or_default(),
+                parity: s.parity.as_ref().map_or(Parity::None, |p| p.get_ref().0),
+                stop_bits: stop_bits.to_string().parse().unwrap_or_default(),
             })
         }
         Transport::Tcp => {

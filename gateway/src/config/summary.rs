@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{Config, LinkConfig, Policy, RootChild, SensorConfig};
+use super::{Config, LinkConfig, Policy, RootChild, SensorConfig, Words};
 
 fn policy(p: &Policy) -> String {
     format!(
@@ -12,7 +12,7 @@ fn policy(p: &Policy) -> String {
         humantime::format_duration(p.period),
         humantime::format_duration(p.backoff_initial),
         humantime::format_duration(p.backoff_max),
-        p.on_exhausted,
+        p.on_exhausted.word(),
         match p.on_exhausted {
             super::OnExhausted::Quarantine =>
                 format!(" {}", humantime::format_duration(p.quarantine_for)),
@@ -43,7 +43,7 @@ fn sensor(out: &mut String, s: &SensorConfig, indent: usize) {
         s.id,
         link(&s.link),
         s.codec,
-        s.restart,
+        s.restart.word(),
         s.on_corrupt,
         policy(&s.policy),
         indent = indent
@@ -77,7 +77,7 @@ pub fn summary(config: &Config) -> String {
                     out,
                     "  {:<16} group {}  [{}]",
                     g.id,
-                    g.strategy,
+                    g.strategy.as_str(),
                     policy(&g.policy)
                 );
                 for s in &g.sensors {

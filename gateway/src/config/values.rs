@@ -1,6 +1,7 @@
 //! The value types of the config file: humantime durations, byte sizes, and
-//! the closed sets of words (transport, codec, strategy, ...), each with an
-//! error message that says what would have been accepted.
+//! the closed sets of words only the gateway has (transport, on_corrupt),
+//! each with an error message that says what would have been accepted.
+//! Words for library enums (codec, restart, ...) are in `words`.
 
 use std::fmt;
 use std::time::Duration;
@@ -107,82 +108,12 @@ words!(
 );
 
 words!(
-    /// The wire format of a sensor (SPEC section 4).
-    CodecName {
-        /// UTF-8 lines.
-        Lines = "lines",
-        /// NMEA 0183 sentences.
-        Nmea = "nmea",
-        /// The binary sync/length/CRC frame.
-        Frame = "frame",
-        /// One JSON object per line or message.
-        Json = "json",
-    }
-);
-
-words!(
-    /// A group's strategy.
-    GroupStrategy {
-        /// Only the failed sensor restarts.
-        OneForOne = "one_for_one",
-        /// Every sensor of the group restarts.
-        OneForAll = "one_for_all",
-        /// The failed sensor and those listed after it restart.
-        RestForOne = "rest_for_one",
-    }
-);
-
-words!(
-    /// What exhaustion does.
-    OnExhausted {
-        /// Fail to the parent.
-        Escalate = "escalate",
-        /// Park the sensor and retry later.
-        Quarantine = "quarantine",
-    }
-);
-
-words!(
     /// What a corrupt frame does.
     OnCorrupt {
         /// Crash with reason `corrupt_frame` (the default).
         Crash = "crash",
         /// Count it, send a dead letter, keep reading.
         Skip = "skip",
-    }
-);
-
-words!(
-    /// OTP restart type.
-    RestartWord {
-        /// Always restarted.
-        Permanent = "permanent",
-        /// Restarted after a crash only.
-        Transient = "transient",
-        /// Never restarted.
-        Temporary = "temporary",
-    }
-);
-
-words!(
-    /// NMEA checksum policy.
-    Checksum {
-        /// A sentence without `*HH` is corrupt (the default).
-        Required = "required",
-        /// Sentences without a checksum are accepted.
-        Optional = "optional",
-    }
-);
-
-words!(
-    /// Serial parity.
-    Parity {
-        /// No parity bit (the default).
-        None = "none",
-        /// Even parity.
-        Even = "even",
-        /// Odd parity.
-        Odd = "odd",
     }
 );
 

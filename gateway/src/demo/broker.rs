@@ -12,9 +12,10 @@ pub struct EmbeddedBroker {
 }
 
 impl EmbeddedBroker {
-    /// Starts rumqttd on a free port of 127.0.0.1.
+    /// Starts rumqttd on a free port of 127.0.0.1 and waits until it
+    /// accepts connections.
     #[cfg(feature = "embedded-broker")]
-    pub fn start() -> anyhow::Result<Self> {
+    pub async fn start() -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -48,19 +49,20 @@ next_connection_delay_ms = 1
                 }
             })?;
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-        // Wait until it accepts connections.
+        // Wait until it accepts connections, without blocking the runtime
+        // thread the demo's other tasks run on.
         for _ in 0..100 {
-            if std::net::TcpStream::connect(addr).is_ok() {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
                 return Ok(Self { addr });
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         anyhow::bail!("the embedded broker did not start listening on {addr}")
     }
 
     /// Without the embedded broker the demo cannot run.
     #[cfg(not(feature = "embedded-broker"))]
-    pub fn start() -> anyhow::Result<Self> {
+    pub async fn start() -> anyhow::Result<Self> {
         anyhow::bail!(
             "this build has no embedded broker (built without the `embedded-broker` feature)"
         )

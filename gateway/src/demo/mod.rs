@@ -31,7 +31,9 @@ pub struct DemoArgs {
 
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let broker = EmbeddedBroker::start().context("cannot start the embedded MQTT broker")?;
+    let broker = EmbeddedBroker::start()
+        .await
+        .context("cannot start the embedded MQTT broker")?;
     let port = broker.addr.port();
     let dir = std::env::temp_dir().join(format!("edgevisor-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;

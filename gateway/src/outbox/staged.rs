@@ -340,6 +340,8 @@ impl State {
     /// Books a committed batch; returns true if it ended a fault episode.
     pub fn committed(&mut self, batch: Batch, outcome: Outcome) -> bool {
         self.writing = false;
+        // `found` is None unless this commit first read a file that could
+        // not be opened at start: then there is nothing to add.
         for (disk, found) in self.disk.iter_mut().zip(outcome.found.unwrap_or_default()) {
             disk.count += found.count;
             disk.bytes += found.bytes;

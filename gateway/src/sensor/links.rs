@@ -2,27 +2,17 @@
 //! link (each restart opens anew: a USB adapter re-plugged under
 //! `/dev/serial/by-id/` is found again).
 
-use edgevisor_devices::codec::{ChecksumPolicy, CodecConfig, CodecKind};
+use edgevisor_devices::codec::CodecConfig;
 use edgevisor_devices::link::{self, serial, tcp, tcp_listen, Link, LinkError};
 
-use crate::config::{CodecName, LinkConfig, Parity, SensorConfig};
+use crate::config::{LinkConfig, SensorConfig};
 
 /// The codec settings of `sensor`.
 pub fn codec(sensor: &SensorConfig) -> CodecConfig {
-    let kind = match sensor.codec {
-        CodecName::Lines => CodecKind::Lines,
-        CodecName::Nmea => CodecKind::Nmea,
-        CodecName::Frame => CodecKind::Frame,
-        CodecName::Json => CodecKind::Json,
-    };
     CodecConfig {
-        kind,
+        kind: sensor.codec,
         max_frame: sensor.max_frame,
-        checksum: if sensor.checksum_required {
-            ChecksumPolicy::Required
-        } else {
-            ChecksumPolicy::Optional
-        },
+        checksum: sensor.checksum,
     }
 }
 
@@ -39,22 +29,9 @@ pub async fn open(sensor: &SensorConfig, client_id: &str) -> Result<Link, LinkEr
             let mut config = serial::SerialConfig::new(device, *baud, codec(sensor).kind);
             config.codec = codec(sensor);
             config.read_timeout = sensor.read_timeout;
-            config.data_bits = match data_bits {
-                5 => serial::DataBits::Five,
-                6 => serial::DataBits::Six,
-                7 => serial::DataBits::Seven,
-                _ => serial::DataBits::Eight,
-            };
-            config.parity = match parity {
-                Parity::None => serial::Parity::None,
-                Parity::Even => serial::Parity::Even,
-                Parity::Odd => serial::Parity::Odd,
-            };
-            config.stop_bits = if *stop_bits == 2 {
-                serial::StopBits::Two
-            } else {
-                serial::StopBits::One
-            };
+            config.data_bits = *data_bits;
+            config.parity = *parity;
+            config.stop_bits = *stop_bits;
             serial::open(&config)
         }
         LinkConfig::Tcp {

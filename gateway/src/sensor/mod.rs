@@ -15,9 +15,9 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use edgevisor_runtime::{ChildSpec, Restart, RestartPolicy};
+use edgevisor_runtime::{ChildSpec, RestartPolicy};
 
-use crate::config::{LinkConfig, OnExhausted, Policy, RestartWord, SensorConfig};
+use crate::config::{LinkConfig, OnExhausted, Policy, SensorConfig};
 use crate::outbox::Outbox;
 use crate::uplink::Topics;
 
@@ -81,10 +81,6 @@ pub fn child_spec(sensor: &SensorConfig, gateway: &Arc<Gateway>) -> ChildSpec {
         LinkConfig::TcpListen { .. } => listen::spec(sensor, gateway),
         _ => worker::spec(sensor, gateway),
     };
-    spec.restart(match sensor.restart {
-        RestartWord::Permanent => Restart::Permanent,
-        RestartWord::Transient => Restart::Transient,
-        RestartWord::Temporary => Restart::Temporary,
-    })
-    .policy(restart_policy(&sensor.policy))
+    spec.restart(sensor.restart)
+        .policy(restart_policy(&sensor.policy))
 }

@@ -104,6 +104,7 @@ impl Telemetry {
 fn dead_letter(gateway: &Gateway, id: &Arc<str>, counters: &Counters, error: &LinkError) {
     counters.skipped.fetch_add(1, Ordering::Relaxed);
     let ts = payload::timestamp(SystemTime::now());
+    // Errors without evidence (not a corrupt frame) send `evidence_hex: ""`.
     let evidence_hex = error.evidence().map(|e| e.to_hex()).unwrap_or_default();
     let error_text = error.to_string();
     tracing::warn!(sensor = %id, error = %error_text, evidence_hex = %evidence_hex, "corrupt frame skipped");

@@ -52,6 +52,8 @@ impl GatewayProcess {
         let Some(pid) = self.pid() else {
             return Usage::default();
         };
+        // A process that just exited (or no /proc) reads as zero usage: these
+        // are report figures, not decisions.
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         // Fields after the parenthesised command name; utime and stime are
         // the 12th and 13th of them, in clock ticks (USER_HZ = 100).
@@ -61,7 +63,7 @@ impl GatewayProcess {
             .iter()
             .filter_map(|i| fields.get(*i)?.parse::<u64>().ok())
             .sum();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default(); // as above
         let hwm_kb = status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))

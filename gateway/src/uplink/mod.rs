@@ -176,9 +176,13 @@ impl Uplink {
 /// Reconnect delay after `failures` consecutive failures: 250 ms doubling to
 /// 30 s, +-20 % jitter, so a fleet does not reconnect in lock-step.
 fn reconnect_delay(failures: u32) -> Duration {
-    let base = Duration::from_millis(250).saturating_mul(1 << failures.min(8).saturating_sub(1));
-    base.min(Duration::from_secs(30))
-        .mul_f64(0.8 + 0.4 * fastrand::f64())
+    const RECONNECT: edgevisor_backoff::ExponentialBackoff =
+        edgevisor_backoff::ExponentialBackoff::new(
+            Duration::from_millis(250),
+            Duration::from_secs(30),
+            0.2,
+        );
+    RECONNECT.random_delay(failures)
 }
 
 /// Connects, serves the connection, and reconnects with backoff after a

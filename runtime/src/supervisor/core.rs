@@ -334,7 +334,12 @@ impl Core {
             Decision::Quarantine { for_ } => self.quarantine(exit.key, for_),
             Decision::StayDown => self.leave_down(exit.key, crash.is_some()),
             Decision::Escalate => {
-                let last = crash.map(|c| format!("{id}: {c}")).unwrap_or_default();
+                // No crash means a permanent child returned normally (which
+                // counts as a restart, as in OTP): say so instead of nothing.
+                let last = crash.map_or_else(
+                    || format!("{id}: {}", reason::NORMAL),
+                    |c| format!("{id}: {c}"),
+                );
                 return Err(Crash::new(
                     reason::EXHAUSTED,
                     format!(

@@ -142,7 +142,7 @@ impl Child {
                 .nested
                 .as_ref()
                 .map(|nested| nested.snapshot().children)
-                .unwrap_or_default(),
+                .unwrap_or_default(), // a worker has no children
         }
     }
 }
