@@ -355,3 +355,21 @@ fn ids_are_never_handed_out_twice_even_after_the_newest_were_deleted() {
     drop(outbox);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Back-pressure: once a quarter of the memory bound is staged faster than
+/// the disk takes it, `room` waits, and it resolves once a commit drains it.
+#[tokio::test]
+async fn room_waits_while_the_disk_falls_behind_and_resolves_after_a_commit() {
+    let d = dir("room");
+    // The memory bound is min(max_bytes, 8 MiB): 40,000 bytes, full at 10,000.
+    let (outbox, _) = Outbox::open(&d, 40_000);
+    outbox.room().await;
+    outbox.append((1..=40).map(|s| reading("a", s, 300)).collect());
+    let waiting = tokio::time::timeout(std::time::Duration::from_millis(5), outbox.room()).await;
+    assert!(waiting.is_err(), "room must wait while 12 KB are staged");
+    tokio::time::timeout(std::time::Duration::from_secs(5), outbox.room())
+        .await
+        .expect("room once the writer committed");
+    drop(outbox);
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -33,9 +33,9 @@ pub(crate) struct StreamLink {
     buf: BytesMut,
     read_timeout: Duration,
     eof: bool,
-    /// When the last read returned (set at the first read).
+    /// When the current (or last) read began.
     last_read: Option<Instant>,
-    /// Fires at `last_read + read_timeout` at the earliest (made at the
+    /// Fires at `last_read + read_timeout` or later (made at the
     /// first read: a timer needs the runtime).
     silence: Option<Pin<Box<Sleep>>>,
     /// An error met after readings of the same read were decoded: returned
@@ -121,11 +121,15 @@ impl StreamLink {
 
     /// Reads once into the buffer (or notes the end of the stream). Silence
     /// is watched by one timer per link that is re-armed only when it fires
-    /// (to the last read plus `read_timeout`), not by a fresh timer per read.
+    /// early (to this read's start plus `read_timeout`), not by a fresh timer
+    /// per read.
     async fn fill(&mut self) -> Result<(), LinkError> {
         self.buf.reserve(READ_CHUNK);
         let read_timeout = self.read_timeout;
-        let last_read = self.last_read.get_or_insert_with(Instant::now);
+        // Silence counts from when this read began, as a per-read timeout
+        // would: time the caller spent elsewhere (waiting for room in the
+        // outbox) is not the device's silence.
+        let last_read = self.last_read.insert(Instant::now());
         let silence = self
             .silence
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(*last_read + read_timeout)));
@@ -141,7 +145,6 @@ impl StreamLink {
                 }
             }
         };
-        *last_read = Instant::now();
         match read {
             Ok(0) => self.eof = true,
             Ok(n) => self.stats.bytes += n as u64,

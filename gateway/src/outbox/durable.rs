@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -21,7 +22,7 @@ use super::{Class, Cursor, Message, Stats, Stored};
 
 /// Memory held for messages the disk has not taken, at most (and at most
 /// the outbox bound).
-pub const MEMORY_BOUND: u64 = 16 * 1024 * 1024;
+pub const MEMORY_BOUND: u64 = 8 * 1024 * 1024;
 
 /// How opening went, for the log and for the report the service sends.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -187,7 +188,12 @@ fn open_checked(path: &Path, opened: &mut Opened) -> Option<Connection> {
 impl Backend for Durable {
     fn append(&self, batch: Vec<Message>) {
         let created = db::now_ms();
-        let wake = self.shared.lock().append(batch, created);
+        let mut state = self.shared.lock();
+        let wake = state.append(batch, created);
+        if state.is_full() {
+            self.shared.full.store(true, Ordering::Relaxed);
+        }
+        drop(state);
         if wake {
             self.shared.wake.notify_one();
         }
@@ -273,6 +279,14 @@ impl Backend for Durable {
 
     fn accepted(&self) -> BTreeMap<String, u64> {
         self.shared.lock().accepted()
+    }
+
+    fn is_full(&self) -> bool {
+        self.shared.full.load(Ordering::Relaxed)
+    }
+
+    fn room(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.shared.room.clone())
     }
 }
 

@@ -27,6 +27,15 @@ pub trait Backend: Send + Sync + 'static {
     fn sync(&self);
     /// Highest telemetry `seq` per sensor that is safe: committed, or acked.
     fn accepted(&self) -> BTreeMap<String, u64>;
+    /// True while producers should wait for room (see [`Outbox::room`]).
+    fn is_full(&self) -> bool {
+        false
+    }
+    /// Notified when room may have been made; `None` for a backend that is
+    /// never full.
+    fn room(&self) -> Option<Arc<Notify>> {
+        None
+    }
 }
 
 /// Any synchronous [`Store`] becomes a backend behind a mutex.
@@ -95,6 +104,28 @@ impl Outbox {
         }
         self.backend.append(batch);
         self.appended.notify_one();
+    }
+
+    /// Resolves when the outbox takes more without growing its memory: at
+    /// once, unless the disk is falling behind what arrives. Sensors await
+    /// it before reading more, so an overload stays in their sockets and on
+    /// disk, not in memory. Cancel-safe.
+    pub async fn room(&self) {
+        if !self.backend.is_full() {
+            return;
+        }
+        let Some(room) = self.backend.room() else {
+            return;
+        };
+        loop {
+            let notified = room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !self.backend.is_full() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Up to `limit` messages after `cursor`, in send order; advances it.

@@ -233,6 +233,15 @@ impl State {
         (staged, self.disk[class as usize].max_id)
     }
 
+    /// True while producers should wait before handing over more: the disk
+    /// works but takes messages more slowly than they arrive, and a quarter
+    /// of the memory bound is staged. Readers then leave readings in the
+    /// sensors' sockets (TCP pushes back) instead of in memory. While the
+    /// disk fails nobody waits: the memory bound and its drop count apply.
+    pub fn is_full(&self) -> bool {
+        self.storage_error.is_none() && self.staged_bytes > self.memory_bound / 4
+    }
+
     /// True when `id` was acknowledged but its row may still be on disk.
     pub fn is_deleted(&self, id: u64) -> bool {
         self.delete_set.contains(&id)

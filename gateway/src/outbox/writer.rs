@@ -9,6 +9,7 @@
 //! every [`RETRY`], and the state logs one line per change.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -26,7 +27,7 @@ use super::Class;
 pub const LINGER: Duration = Duration::from_millis(50);
 /// Pending messages that start a commit without waiting for [`LINGER`],
 /// and the most one transaction inserts.
-pub const BATCH_MAX: usize = 1000;
+pub const BATCH_MAX: usize = 4096;
 /// Time between attempts while the disk is failing.
 pub const RETRY: Duration = Duration::from_secs(1);
 /// WAL bytes between checkpoints.
@@ -41,6 +42,10 @@ pub struct Shared {
     pub done: Condvar,
     /// The database file.
     pub path: PathBuf,
+    /// Mirrors [`State::is_full`] for producers that check without the lock.
+    pub full: AtomicBool,
+    /// Wakes producers waiting for room after each commit attempt.
+    pub room: Arc<tokio::sync::Notify>,
 }
 
 impl Shared {
@@ -51,6 +56,17 @@ impl Shared {
             wake: Condvar::new(),
             done: Condvar::new(),
             path,
+            full: AtomicBool::new(false),
+            room: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Publishes whether producers must wait, and wakes them when not.
+    pub fn update_room(&self, state: &State) {
+        let full = state.is_full();
+        self.full.store(full, Ordering::Relaxed);
+        if !full {
+            self.room.notify_waiters();
         }
     }
 
@@ -103,9 +119,13 @@ pub fn run(shared: Arc<Shared>, conn: Option<Connection>) {
                 }
             }
         }
+        writer.shared.update_room(&state);
         drop(state);
         writer.shared.done.notify_all();
     }
+    // Closed: nobody may wait for room any more.
+    writer.shared.full.store(false, Ordering::Relaxed);
+    writer.shared.room.notify_waiters();
     writer.shared.done.notify_all();
 }
 

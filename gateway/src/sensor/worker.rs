@@ -63,7 +63,10 @@ pub async fn pump(
         // Cancel-safe: `next_batch` waits only while `readings` is empty.
         let next = tokio::select! {
             _ = &mut shutdown => return Ok(()),
-            next = link.next_batch(&mut readings) => next,
+            next = async {
+                gateway.outbox.room().await;
+                link.next_batch(&mut readings).await
+            } => next,
         };
         match next {
             Ok(()) => gateway.outbox.append(telemetry.messages(&mut readings)),
