@@ -47,11 +47,12 @@ pub async fn probe_root(root: &SupervisorHandle, timeout: Duration) -> RootHealt
 ///
 /// The rule: the counter must have moved within [`UplinkWatch::limit`],
 /// `max(2 x keep_alive, 60 s)`. Sound because a live loop always turns
-/// within that: connected and idle, rumqttc's `poll` returns at least once
-/// per keep-alive (it sends a PINGREQ); disconnected, the loop waits at most
-/// 36 s (30 s backoff + 20 % jitter) and then tries to connect, which
-/// rumqttc bounds by its 5 s connection timeout. A loop stuck in a `poll`
-/// that never returns, or a task that died, stops the counter.
+/// within that: connected and idle, the uplink's connection loop wakes at
+/// least once per keep-alive (to send a PINGREQ, or to give up on a silent
+/// broker); disconnected, it waits at most 36 s (30 s backoff + 20 %
+/// jitter) and then tries to connect, which is bounded by a 5 s connect
+/// timeout. A loop stuck in a call that never returns, or a task that died,
+/// stops the counter.
 #[derive(Debug, Clone)]
 pub struct UplinkWatch {
     limit: Duration,
