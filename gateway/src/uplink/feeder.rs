@@ -76,6 +76,7 @@ const MAX_PER_WRITE: usize = 256;
 /// this connection, then outbox messages after `cursor` in send order, as
 /// many as the session's window has room for. Returns how many.
 pub fn fill(
+    encoder: &mut Encoder,
     session: &mut Session,
     cursor: &mut Cursor,
     outbox: &Outbox,
@@ -88,7 +89,7 @@ pub fn fill(
             retained.put_back(topic);
             break;
         };
-        if encode(out, topic, Bytes::from(payload), pkid, true) {
+        if encoder.encode(out, &topic, Bytes::from(payload), pkid, true) {
             sent += 1;
         } else {
             session.acked(pkid);
@@ -105,7 +106,7 @@ pub fn fill(
             // a fresh cursor on the next connection sends the message.
             break;
         };
-        if encode(out, message.topic.to_string(), message.payload, pkid, false) {
+        if encoder.encode(out, &message.topic, message.payload, pkid, false) {
             sent += 1;
         } else {
             session.acked(pkid);
@@ -118,22 +119,80 @@ pub fn fill(
     sent
 }
 
-/// Appends one QoS 1 PUBLISH to `out`; false (logged) if MQTT cannot carry
-/// it (a topic over 64 KiB or a payload over 256 MiB).
-fn encode(out: &mut BytesMut, topic: String, payload: Bytes, pkid: u16, retain: bool) -> bool {
-    let publish = Publish {
-        dup: false,
-        qos: QoS::AtLeastOnce,
-        retain,
-        topic,
-        pkid,
-        payload,
-    };
-    match publish.write(out) {
-        Ok(_) => true,
-        Err(error) => {
-            tracing::error!(topic = %publish.topic, %error, "message cannot be sent over MQTT; dropped");
-            false
+/// Encodes QoS 1 PUBLISH packets with rumqttc's `mqttbytes`, reusing one
+/// packet (and its topic's buffer) so a message costs no allocation here.
+pub struct Encoder {
+    publish: Publish,
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Self {
+            publish: Publish::from_bytes(String::new(), QoS::AtLeastOnce, Bytes::new()),
+        }
+    }
+}
+
+impl Encoder {
+    /// Appends one PUBLISH to `out`; false (logged) if MQTT cannot carry it
+    /// (a topic over 64 KiB or a payload over 256 MiB).
+    fn encode(
+        &mut self,
+        out: &mut BytesMut,
+        topic: &str,
+        payload: Bytes,
+        pkid: u16,
+        retain: bool,
+    ) -> bool {
+        let publish = &mut self.publish;
+        if publish.topic != topic {
+            publish.topic.clear();
+            publish.topic.push_str(topic);
+        }
+        publish.payload = payload;
+        publish.pkid = pkid;
+        publish.retain = retain;
+        let written = publish.write(out);
+        publish.payload = Bytes::new();
+        match written {
+            Ok(_) => true,
+            Err(error) => {
+                tracing::error!(%topic, %error, "message cannot be sent over MQTT; dropped");
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reused_encoder_writes_what_a_fresh_packet_would() {
+        let mut encoder = Encoder::default();
+        let mut out = BytesMut::new();
+        let cases = [
+            ("edgevisor/gw/telemetry/a", &b"{\"seq\":1}"[..], 1, false),
+            ("edgevisor/gw/telemetry/a", &b"{\"seq\":2}"[..], 2, false),
+            ("edgevisor/gw/status", &b"{}"[..], 65535, true),
+            ("t", &[0u8; 300][..], 7, false),
+        ];
+        for (topic, payload, pkid, retain) in cases {
+            out.clear();
+            assert!(encoder.encode(
+                &mut out,
+                topic,
+                Bytes::copy_from_slice(payload),
+                pkid,
+                retain
+            ));
+            let mut fresh = Publish::new(topic, QoS::AtLeastOnce, payload);
+            fresh.pkid = pkid;
+            fresh.retain = retain;
+            let mut expected = BytesMut::new();
+            fresh.write(&mut expected).unwrap();
+            assert_eq!(out, expected);
         }
     }
 }

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::time::{sleep_until, timeout, Instant};
 
 use super::connection::{read_packet, ConnectionError, Stream};
-use super::feeder::fill;
+use super::feeder::{fill, Encoder};
 use super::session::{Origin, Session};
 use super::{Parts, WINDOW};
 use crate::outbox::Cursor;
@@ -44,6 +44,7 @@ pub async fn serve(
     let (mut reader, mut writer) = tokio::io::split(stream);
     let keep_alive = parts.options.keep_alive;
     let mut session = Session::new(WINDOW);
+    let mut encoder = Encoder::default();
     let mut cursor = Cursor::default();
     let mut out = BytesMut::with_capacity(SEND_BUFFER);
     let mut last_sent = Instant::now();
@@ -73,6 +74,7 @@ pub async fn serve(
             return Ok(());
         }
         fill(
+            &mut encoder,
             &mut session,
             &mut cursor,
             &parts.outbox,
