@@ -13,6 +13,7 @@ pub mod reload;
 pub mod reports;
 pub mod sensor;
 pub mod service;
+pub mod shutdown;
 pub mod swarm;
 pub mod systemd;
 pub mod tree;

@@ -14,15 +14,19 @@ use tokio::sync::broadcast;
 use crate::outbox::Message;
 use crate::payload;
 use crate::sensor::Gateway;
+use crate::shutdown::Shutdown;
 use crate::uplink::Uplink;
 
-/// Follows the tree's events until the stream closes.
+/// Follows the tree's events until the stream closes or the service stops;
+/// at a stop it first handles every event already emitted (the children's
+/// last states) and publishes the final tree.
 pub async fn run(
     mut events: broadcast::Receiver<Arc<Event>>,
     tree: SupervisorHandle,
     gateway: Arc<Gateway>,
     uplink: Arc<Uplink>,
     groups: Vec<String>,
+    mut shutdown: Shutdown,
 ) {
     let mut states: HashMap<String, (&'static str, u32)> = HashMap::new();
     let mut tree_dirty = true;
@@ -44,6 +48,13 @@ pub async fn run(
                     tree_dirty = false;
                     uplink.set_retained(gateway.topics.tree(), payload::to_vec(&tree_json(&tree.snapshot())));
                 }
+            }
+            _ = shutdown.recv() => {
+                while let Ok(event) = events.try_recv() {
+                    on_event(&event, &gateway, &uplink, &groups, &mut states);
+                }
+                uplink.set_retained(gateway.topics.tree(), payload::to_vec(&tree_json(&tree.snapshot())));
+                return;
             }
         }
     }

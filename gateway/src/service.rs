@@ -15,6 +15,7 @@ use crate::config::{Config, RootChild};
 use crate::outbox::{notice, Outbox};
 use crate::payload::{self, Status};
 use crate::sensor::Gateway;
+use crate::shutdown::Background;
 use crate::uplink::{Topics, Uplink};
 use crate::{boot, reload, reports, tree};
 
@@ -29,6 +30,10 @@ pub enum Ending {
 
 /// Time allowed for the outbox to drain at a clean stop.
 const DRAIN: Duration = Duration::from_secs(10);
+
+/// Time allowed for the background tasks (crash reports, status, systemd)
+/// to finish once the tree has stopped.
+const BACKGROUND_STOP: Duration = Duration::from_secs(2);
 
 /// Runs the service until a signal or the root's exhaustion.
 pub async fn run(mut config: Config) -> anyhow::Result<Ending> {
@@ -65,27 +70,29 @@ pub async fn run(mut config: Config) -> anyhow::Result<Ending> {
         .event_capacity(65_536);
     let events = supervisor.subscribe();
     let root = supervisor.spawn();
-    let groups = group_ids(&config);
-    tokio::spawn(reports::run(
-        events,
-        root.clone(),
-        gateway.clone(),
-        uplink.clone(),
-        groups,
-    ));
-    tokio::spawn(publish_status(
-        uplink.clone(),
-        gateway.clone(),
-        outbox.clone(),
-        started_at.clone(),
-    ));
-    let systemd = crate::systemd::Systemd::start(crate::systemd::Watched {
+    let mut background = Background::default();
+    let (groups, tree) = (group_ids(&config), root.clone());
+    let (reporting, linked) = (gateway.clone(), uplink.clone());
+    background.spawn("crash reports", move |shutdown| {
+        reports::run(events, tree, reporting, linked, groups, shutdown)
+    });
+    background.spawn_loop(
+        "status publisher",
+        publish_status(
+            uplink.clone(),
+            gateway.clone(),
+            outbox.clone(),
+            started_at.clone(),
+        ),
+    );
+    let watched = crate::systemd::Watched {
         root: root.clone(),
         uplink: uplink.clone(),
         outbox: outbox.clone(),
         groups: group_ids(&config),
         keep_alive: config.upstream.keep_alive,
-    });
+    };
+    let systemd = crate::systemd::Systemd::start(watched, &mut background);
 
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
@@ -115,6 +122,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<Ending> {
         Ending::Clean => {
             tracing::info!("stopping: sensors first, then draining the outbox");
             let _ = root.shutdown().await;
+            background.stop(BACKGROUND_STOP).await;
             let stopped = payload::to_vec(&status("stopped", boot, None));
             uplink
                 .stop(topics.status(), stopped, Instant::now() + DRAIN)
@@ -125,6 +133,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<Ending> {
             }
         }
         Ending::RootExhausted => {
+            background.stop(BACKGROUND_STOP).await;
             // No clean disconnect: the broker publishes the Last Will.
             uplink.wait_drained(Instant::now() + DRAIN).await;
         }

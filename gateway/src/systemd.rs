@@ -27,13 +27,13 @@ use std::time::Duration;
 
 use edgevisor_runtime::{ChildSpec, Crash, Running, SupervisorHandle};
 use sd_notify::NotifyState;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use liveness::{probe_root, RootHealth, UplinkWatch};
 pub use status::Summary;
 
 use crate::outbox::Outbox;
+use crate::shutdown::Background;
 use crate::uplink::Uplink;
 
 /// The environment variable of the debugging hook (see the module doc).
@@ -62,30 +62,28 @@ pub struct Watched {
 /// The service's link to systemd. Inert when not under systemd.
 pub struct Systemd {
     enabled: bool,
-    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Systemd {
     /// Starts the notifier: `READY=1` and the first `STATUS=` as soon as the
     /// root supervisor serves (its initial start is done), then status
     /// updates and, if systemd set `WATCHDOG_USEC`, the heartbeat. Also arms
-    /// the debugging hook if its variable is set.
-    pub fn start(watched: Watched) -> Self {
-        arm_hang_hook(&watched.root);
+    /// the debugging hook if its variable is set. Its tasks run in
+    /// `background` and stop with it; the heartbeat keeps pinging through
+    /// the drain at a clean stop, so a long drain is not taken for a hang.
+    pub fn start(watched: Watched, background: &mut Background) -> Self {
+        arm_hang_hook(&watched.root, background);
         let enabled = std::env::var_os("NOTIFY_SOCKET").is_some();
         if !enabled {
-            return Self {
-                enabled,
-                tasks: Vec::new(),
-            };
+            return Self { enabled };
         }
         let watched = Arc::new(watched);
-        let mut tasks = vec![tokio::spawn(ready_then_status(watched.clone()))];
+        background.spawn_loop("systemd status", ready_then_status(watched.clone()));
         if let Some(timeout) = sd_notify::watchdog_enabled() {
             tracing::info!(watchdog = ?timeout, "systemd watchdog enabled");
-            tasks.push(tokio::spawn(heartbeat(watched, timeout)));
+            background.spawn_loop("systemd watchdog", heartbeat(watched, timeout));
         }
-        Self { enabled, tasks }
+        Self { enabled }
     }
 
     /// SIGHUP received: `RELOADING=1` (with the `MONOTONIC_USEC` newer
@@ -107,12 +105,9 @@ impl Systemd {
         }
     }
 
-    /// Shutdown begins: `STOPPING=1`; status and heartbeat stop.
+    /// Shutdown begins: `STOPPING=1`.
     pub fn stopping(&self) {
         if self.enabled {
-            for task in &self.tasks {
-                task.abort();
-            }
             send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
         }
     }
@@ -192,7 +187,7 @@ async fn heartbeat(watched: Arc<Watched>, timeout: Duration) {
 }
 
 /// The debugging hook of the module doc.
-fn arm_hang_hook(root: &SupervisorHandle) {
+fn arm_hang_hook(root: &SupervisorHandle, background: &mut Background) {
     let Some(value) = std::env::var_os(HANG_AFTER_ENV) else {
         return;
     };
@@ -204,7 +199,7 @@ fn arm_hang_hook(root: &SupervisorHandle) {
         }
     };
     let root = root.clone();
-    tokio::spawn(async move {
+    background.spawn_loop("debug hang hook", async move {
         tokio::time::sleep(after).await;
         tracing::warn!("{HANG_AFTER_ENV}: hanging the root supervisor on purpose");
         let stuck = ChildSpec::with_start(HANG_CHILD, |_| {
