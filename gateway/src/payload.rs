@@ -143,11 +143,24 @@ pub struct Status<'a> {
     /// every seq up to it was accepted and will be delivered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accepted: Option<&'a std::collections::BTreeMap<String, u64>>,
+    /// The outbox's storage error, while it lasts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_error: Option<&'a str>,
 }
 
-/// Serializes a payload; our payload types cannot fail to serialize.
+/// Serializes a payload. Our payload types hold only strings, numbers,
+/// string-keyed maps and [`JsonObject`]s, which serde_json cannot fail on;
+/// should one ever fail, the message says so in a valid JSON body (and the
+/// log), rather than going out empty.
 pub fn to_vec<T: Serialize>(payload: &T) -> Vec<u8> {
-    serde_json::to_vec(payload).unwrap_or_default()
+    serde_json::to_vec(payload).unwrap_or_else(|error| {
+        tracing::error!(%error, "a payload could not be serialised; sending an error body instead");
+        format!(
+            r#"{{"error":{}}}"#,
+            json_string(&format!("payload not serialisable: {error}"))
+        )
+        .into_bytes()
+    })
 }
 
 #[cfg(test)]

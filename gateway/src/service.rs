@@ -163,6 +163,7 @@ fn status<'a>(state: &'a str, boot: u64, started_at: Option<&'a str>) -> Status<
         started_at,
         dropped: None,
         accepted: None,
+        storage_error: None,
     }
 }
 
@@ -196,12 +197,7 @@ async fn publish_status(
             for (sensor, count) in dropped {
                 tracing::warn!(SENSOR = %sensor, dropped = count, "outbox full: oldest telemetry dropped");
             }
-            // Status is strings, numbers and string-keyed maps, which
-            // serde_json always serialises.
-            let mut body = serde_json::to_value(&body).unwrap_or_default();
-            if let (Some(error), Some(map)) = (storage_error, body.as_object_mut()) {
-                map.insert("storage_error".into(), error.as_str().into());
-            }
+            body.storage_error = storage_error.as_deref();
             uplink.set_retained(gateway.topics.status(), payload::to_vec(&body));
         }
         last = current;

@@ -60,21 +60,33 @@ impl Durable {
                 None
             }
         };
-        // Known gap (issue 14): a read error here, after the file opened and
-        // passed quick_check, counts it as empty, so `recovered` and the byte
-        // bound under-count its rows; it should take the unreadable-file path.
-        let figures = conn.as_ref().map(|c| {
-            [Class::Report, Class::Telemetry].map(|class| db::figures(c, class).unwrap_or_default())
+        // What the file holds, and the highest id it ever handed out. A read
+        // error here (after the file opened and passed quick_check) takes
+        // the unreadable-file path below, so the rows are counted once the
+        // file reads again, never taken for an empty file.
+        let read = conn.as_ref().map(|c| -> rusqlite::Result<_> {
+            let figures = [
+                db::figures(c, Class::Report)?,
+                db::figures(c, Class::Telemetry)?,
+            ];
+            Ok((figures, db::high_water(c)?))
         });
-        // When the file cannot be read, ids start above anything it could
-        // hold (milliseconds since 1970, times 1000), so rows written once
-        // the disk recovers never collide with old ones; the writer counts
-        // the old rows then.
-        let floor = match (&conn, figures) {
-            (Some(c), Some(_)) => db::high_water(c).unwrap_or(0),
-            _ => u64::try_from(db::now_ms())
-                .unwrap_or(0)
-                .saturating_mul(1000),
+        let (conn, figures, floor) = match (conn, read) {
+            (Some(c), Some(Ok((figures, high_water)))) => (Some(c), Some(figures), high_water),
+            (_, read) => {
+                if let Some(Err(e)) = read {
+                    tracing::error!(path = %path.display(), error = %e, "outbox database cannot be read; holding messages in memory");
+                    opened.storage_error = Some(format!("cannot read {}: {e}", path.display()));
+                }
+                // When the file cannot be read, ids start above anything it
+                // could hold (milliseconds since 1970, times 1000), so rows
+                // written once the disk recovers never collide with old
+                // ones; the writer counts the old rows then.
+                let floor = u64::try_from(db::now_ms())
+                    .unwrap_or(0)
+                    .saturating_mul(1000);
+                (None, None, floor)
+            }
         };
         // No connection: storage_error is set; the writer reads the figures
         // once the file opens.
