@@ -16,5 +16,6 @@ pub mod service;
 pub mod shutdown;
 pub mod swarm;
 pub mod systemd;
+pub mod topics;
 pub mod tree;
 pub mod uplink;

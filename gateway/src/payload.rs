@@ -1,5 +1,5 @@
 //! The JSON payloads of SPEC section 5, byte for byte: topics are built in
-//! `uplink::topics`, bodies here. Telemetry is the hot path: its envelope is
+//! `topics`, bodies here. Telemetry is the hot path: its envelope is
 //! rendered by [`TelemetryEnvelope`] from parts escaped once per sensor,
 //! with the codec's data object embedded verbatim (already valid JSON), so
 //! a reading is never parsed or serialised twice. The rarer payloads go

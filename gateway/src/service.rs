@@ -16,7 +16,8 @@ use crate::outbox::{notice, Outbox};
 use crate::payload::{self, Status};
 use crate::sensor::Gateway;
 use crate::shutdown::Background;
-use crate::uplink::{Topics, Uplink};
+use crate::topics::Topics;
+use crate::uplink::Uplink;
 use crate::{boot, reload, reports, tree};
 
 /// How a run ended.

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use super::{Message, Opened, Stats};
 use crate::payload;
-use crate::uplink::Topics;
+use crate::topics::Topics;
 
 /// The `<sensor>` level of the outbox's own crash topic. A sensor could be
 /// called `_outbox` too; the `path` `"outbox"` (child paths start with

@@ -19,7 +19,7 @@ use edgevisor_runtime::{ChildSpec, RestartPolicy};
 
 use crate::config::{LinkConfig, OnExhausted, Policy, SensorConfig};
 use crate::outbox::Outbox;
-use crate::uplink::Topics;
+use crate::topics::Topics;
 
 /// What every sensor child needs from the gateway.
 pub struct Gateway {

@@ -14,14 +14,12 @@
 //! - `connection`: TCP/TLS and the CONNECT/CONNACK handshake;
 //! - `wire`: one connection's traffic;
 //! - `session`: packet ids to outbox ids (pure, unit-tested);
-//! - `feeder`: retained values, then the outbox, within the window;
-//! - `topics`: topic names.
+//! - `feeder`: retained values, then the outbox, within the window.
 
 mod connection;
 mod feeder;
 mod options;
 mod session;
-pub mod topics;
 mod wire;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -33,7 +31,6 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use options::OptionsError;
-pub use topics::Topics;
 
 use crate::config::UpstreamConfig;
 use crate::outbox::Outbox;
