@@ -365,13 +365,11 @@ impl State {
             self.disk[class].bytes += entry.size();
             self.disk[class].max_id = self.disk[class].max_id.max(*id);
             if let Some(seq) = entry.seq {
-                let best = self.accepted.entry(entry.sensor.to_string()).or_default();
-                *best = (*best).max(seq);
+                raise(&mut self.accepted, &entry.sensor, seq);
             }
         }
         for (_, sensor, seq) in batch.delivered {
-            let best = self.accepted.entry(sensor.to_string()).or_default();
-            *best = (*best).max(seq);
+            raise(&mut self.accepted, &sensor, seq);
         }
         for (class, removed) in outcome.deleted.iter().enumerate() {
             self.disk[class].count -= removed.rows.min(self.disk[class].count);
@@ -454,6 +452,17 @@ impl State {
     /// Rows of `class` on disk.
     pub fn disk_rows(&self, class: Class) -> u64 {
         self.disk[class as usize].count
+    }
+}
+
+/// Raises `sensor`'s highest accepted `seq` to `seq`; allocates only for a
+/// sensor not seen before (this runs once per reading).
+fn raise(accepted: &mut BTreeMap<String, u64>, sensor: &str, seq: u64) {
+    match accepted.get_mut(sensor) {
+        Some(best) => *best = (*best).max(seq),
+        None => {
+            accepted.insert(sensor.to_owned(), seq);
+        }
     }
 }
 
