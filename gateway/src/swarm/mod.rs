@@ -4,9 +4,11 @@
 //! reading the gateway accepted was lost.
 //!
 //! - `fleet`: simulators and the config that reads them;
-//! - `faults`: the seeded fault plan;
+//! - `faults`: the seeded fault plan, and the task that injects it;
 //! - `account`: the books, by `(sensor, boot, seq)`;
 //! - `process`: the gateway process, its CPU and memory;
+//! - `observer`: the MQTT client that reads what the gateway publishes;
+//! - `config`: the gateway config of a run, written with `toml`;
 //! - `report`: the final table and JSON.
 
 pub mod account;
@@ -15,18 +17,21 @@ pub mod fleet;
 pub mod process;
 pub mod report;
 
+mod config;
+mod observer;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use edgevisor_devices::sim::broker::Mosquitto;
-use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 
 use account::Account;
 use faults::{FaultPlan, Injected};
 use fleet::Mix;
-use report::Report;
+pub use observer::observe;
+use report::{Ending, Report, RunBooks, Written};
 
 /// The swarm's options.
 #[derive(Debug, Clone, clap::Args)]
@@ -97,57 +102,31 @@ enum Broker {
     External,
 }
 
+/// The upstream broker of a run and the port it listens on.
+struct Upstream {
+    broker: Broker,
+    port: u16,
+}
+
 /// Runs a swarm to the end and returns its report.
 pub async fn run(args: SwarmArgs) -> anyhow::Result<Report> {
     let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
-    let mix = args.mix();
-    let dir = args.dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("edgevisor-swarm-{}", std::process::id()))
-    });
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let (broker, port) = match &args.broker {
-        Some(url) => {
-            let port = crate::config::Config::parse(
-                std::path::Path::new("--broker"),
-                &format!("[gateway]\nid=\"x\"\n[upstream]\nurl=\"{url}\"\n"),
-            )
-            .map_err(|e| anyhow::anyhow!("invalid --broker {url}: {e}"))?
-            .upstream
-            .url
-            .port;
-            (Broker::External, port)
-        }
-        None => {
-            let m = Mosquitto::start().await.context(
-                "cannot start mosquitto (install it, or pass --broker mqtt://host:port)",
-            )?;
-            let port = m.port();
-            (Broker::Owned(Arc::new(tokio::sync::Mutex::new(m))), port)
-        }
-    };
+    let dir = work_dir(&args)?;
+    let upstream = upstream(&args).await?;
     let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let fleet = fleet::start(mix, args.rate, !args.no_flap, port, &dir, listen)
-        .await
-        .context("cannot start the simulated sensors")?;
-    let config_path = dir.join("edgevisor.toml");
-    let config = format!(
-        "[gateway]\nid = \"swarm\"\nstate_dir = \"{}\"\n\n[upstream]\nurl = \"mqtt://127.0.0.1:{port}\"\nkeep_alive = \"5s\"\n\n[supervisor]\nbackoff_initial = \"50ms\"\nbackoff_max = \"1s\"\nbackoff_reset = \"10s\"\nintensity = 10\nperiod = \"10s\"\nquarantine_for = \"5s\"\n{}",
-        dir.join("state").display(),
-        fleet.sensors_toml
-    );
-    std::fs::write(&config_path, &config)?;
-    crate::config::Config::parse(&config_path, &config)
-        .map_err(|e| anyhow::anyhow!("generated config is invalid:\n{e}"))?;
-
+    let fleet = fleet::start(
+        args.mix(),
+        args.rate,
+        !args.no_flap,
+        upstream.port,
+        &dir,
+        listen,
+    )
+    .await
+    .context("cannot start the simulated sensors")?;
+    let config_path = config::write(&dir, upstream.port, &fleet)?;
     let account = Arc::new(Mutex::new(Account::default()));
-    let books = account.clone();
-    let observer = observe(port, "swarm", move |kind, payload| {
-        books
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .book(kind, payload, SystemTime::now());
-    })
-    .await?;
+    let observer = observe_into(upstream.port, account.clone()).await?;
     let binary = match &args.gateway_bin {
         Some(b) => b.clone(),
         None => std::env::current_exe().context("cannot find the edgevisor binary")?,
@@ -156,16 +135,107 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<Report> {
         process::GatewayProcess::start(&binary, &config_path, dir.join("gateway.log"))?;
 
     let injected = Arc::new(Mutex::new(Injected::new()));
-    let began = Instant::now();
     let fleet = Arc::new(fleet);
-    let faults = tokio::spawn(drive_faults(
+    let faults = tokio::spawn(faults::drive(
         args.faults,
         seed,
         fleet.clone(),
         account.clone(),
         injected.clone(),
-        broker.clone(),
+        upstream.broker.clone(),
     ));
+    send(&args, &mut gateway, &fleet, &account).await?;
+    faults.abort();
+    let written = silence(&fleet).await;
+    let run = RunBooks::now(&account);
+    let drained = drain(&account).await;
+    let usage = gateway.usage();
+    let gateway_exit = gateway.stop().await;
+    for sim in &fleet.sims {
+        sim.handle().stop();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    observer.abort();
+    drop(upstream);
+    if !args.quiet {
+        eprintln!();
+    }
+    let injected = injected
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let ending = Ending {
+        written,
+        run,
+        injected,
+        drained,
+        usage,
+        gateway_exit,
+    };
+    let report = Report::build(&args, seed, &account, ending);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(report)
+}
+
+/// The working directory, created.
+fn work_dir(args: &SwarmArgs) -> anyhow::Result<PathBuf> {
+    let dir = args.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("edgevisor-swarm-{}", std::process::id()))
+    });
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// The broker given by `--broker`, or a Mosquitto of our own.
+async fn upstream(args: &SwarmArgs) -> anyhow::Result<Upstream> {
+    match &args.broker {
+        Some(url) => {
+            let port = config::broker_port(url)?;
+            Ok(Upstream {
+                broker: Broker::External,
+                port,
+            })
+        }
+        None => {
+            let m = Mosquitto::start().await.context(
+                "cannot start mosquitto (install it, or pass --broker mqtt://host:port)",
+            )?;
+            let port = m.port();
+            Ok(Upstream {
+                broker: Broker::Owned(Arc::new(tokio::sync::Mutex::new(m))),
+                port,
+            })
+        }
+    }
+}
+
+/// Books everything the gateway `swarm` publishes into `account`.
+async fn observe_into(
+    port: u16,
+    account: Arc<Mutex<Account>>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    observe(port, "swarm", move |kind, payload| {
+        account.lock().unwrap_or_else(PoisonError::into_inner).book(
+            kind,
+            payload,
+            SystemTime::now(),
+        );
+    })
+    .await
+}
+
+/// The sending phase: waits `args.duration`, showing progress; fails if the
+/// gateway exits meanwhile.
+async fn send(
+    args: &SwarmArgs,
+    gateway: &mut process::GatewayProcess,
+    fleet: &fleet::Fleet,
+    account: &Mutex<Account>,
+) -> anyhow::Result<()> {
+    let began = Instant::now();
     while began.elapsed() < args.duration {
         tokio::time::sleep(Duration::from_secs(1)).await;
         if let Some(code) = gateway.exited() {
@@ -175,12 +245,16 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<Report> {
             );
         }
         if !args.quiet {
-            progress(began, &fleet, &account);
+            progress(began, fleet, account);
         }
     }
-    faults.abort();
-    // Quiet the sensors but keep their links open, so the drain below is
-    // not disturbed by the crashes that closing every link would cause.
+    Ok(())
+}
+
+/// Quiets the sensors but keeps their links open, so the drain is not
+/// disturbed by the crashes that closing every link would cause; then
+/// counts what they wrote.
+async fn silence(fleet: &fleet::Fleet) -> Written {
     for sim in &fleet.sims {
         sim.handle()
             .inject(edgevisor_devices::sim::Fault::Silence(Duration::from_secs(
@@ -188,7 +262,6 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<Report> {
             )));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let sent: u64 = fleet.sims.iter().map(|s| s.handle().written()).sum();
     let corrupt = |mqtt: bool| -> u64 {
         fleet
             .sims
@@ -202,179 +275,10 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<Report> {
             })
             .sum()
     };
-    let (corrupt_written, corrupt_written_mqtt) = (corrupt(false), corrupt(true));
-    // Crashes and actions as the run left them: the drain below keeps the
-    // sensors silent, and those that stay silent past their read timeout
-    // would add crashes the fault plan did not cause.
-    let (run_crashes, run_actions) = {
-        let books = account.lock().unwrap_or_else(PoisonError::into_inner);
-        (books.crashes_by_reason.clone(), books.actions.clone())
-    };
-    let drained = drain(&account).await;
-    let usage = gateway.usage();
-    let exit = gateway.stop().await;
-    for sim in &fleet.sims {
-        sim.handle().stop();
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    observer.abort();
-    drop(broker);
-    if !args.quiet {
-        eprintln!();
-    }
-    let injected = injected
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    let mut books = account.lock().unwrap_or_else(PoisonError::into_inner);
-    let lost_by_sensor = books.lost();
-    if std::env::var_os("EDGEVISOR_SWARM_DEBUG").is_some() {
-        eprintln!("{:?}", books.per_sensor());
-    }
-    let sim_delivered: u64 = books.sim_delivered.values().map(|s| s.len() as u64).sum();
-    let mut latencies = std::mem::take(&mut books.latencies_ms);
-    let report = Report {
-        sensors: mix,
-        rate_hz: args.rate,
-        duration_s: args.duration.as_secs_f64(),
-        seed,
-        faults: args.faults,
-        injected,
-        sent,
-        accepted: books.accepted(),
-        delivered: books.delivered(),
-        duplicates: books.duplicates,
-        lost: lost_by_sensor.values().sum(),
-        lost_by_sensor,
-        not_accepted: sent.saturating_sub(sim_delivered),
-        crash_reports_during_drain: books.crashes_by_reason.values().sum::<u64>()
-            - run_crashes.values().sum::<u64>(),
-        crash_reports: run_crashes,
-        corrupt_written,
-        corrupt_written_mqtt,
-        dead_letters: books.dead_letters.values().sum(),
-        restarts: run_actions.get("restart").copied().unwrap_or(0),
-        quarantines: run_actions.get("quarantine").copied().unwrap_or(0),
-        quarantined_sensors: books
-            .states
-            .iter()
-            .filter(|(_, s)| *s == "quarantined")
-            .map(|(k, _)| k.clone())
-            .collect(),
-        latency_p50_ms: 0.0,
-        latency_p99_ms: 0.0,
-        gateway_cpu_s: 0.0,
-        gateway_peak_rss_bytes: 0,
-        readings_per_cpu_s: 0.0,
-        gateway_exit: exit,
-        drained,
-    }
-    .with_usage(&mut latencies, usage);
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(report)
-}
-
-/// Subscribes to everything gateway `gateway_id` publishes on the broker
-/// at `port` and hands each message (topic after the gateway id, payload) to
-/// `sink`. Reconnects within milliseconds, so a restarted broker is rejoined
-/// before the gateway (whose first retry waits at least 200 ms).
-pub async fn observe(
-    port: u16,
-    gateway_id: &str,
-    mut sink: impl FnMut(&str, &[u8]) + Send + 'static,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let mut options = MqttOptions::new(
-        format!("{gateway_id}-observer-{}", std::process::id()),
-        "127.0.0.1",
-        port,
-    );
-    options.set_keep_alive(Duration::from_secs(5));
-    options.set_max_packet_size(1 << 24, 1 << 24);
-    let (client, mut eventloop) = AsyncClient::new(options, 1024);
-    let (ready_tx, ready) = tokio::sync::oneshot::channel();
-    let prefix = format!("edgevisor/{gateway_id}/");
-    let task = tokio::spawn(async move {
-        let mut ready_tx = Some(ready_tx);
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Incoming::ConnAck(_))) => {
-                    let _ = client
-                        .subscribe(format!("{prefix}#"), QoS::AtLeastOnce)
-                        .await;
-                }
-                Ok(Event::Incoming(Incoming::SubAck(_))) => {
-                    if let Some(tx) = ready_tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-                Ok(Event::Incoming(Incoming::Publish(p))) => {
-                    sink(p.topic.strip_prefix(&prefix).unwrap_or(""), &p.payload);
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            }
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(10), ready)
-        .await
-        .context("the upstream observer could not subscribe")?
-        .ok();
-    Ok(task)
-}
-
-async fn drive_faults(
-    plan: FaultPlan,
-    seed: u64,
-    fleet: Arc<fleet::Fleet>,
-    account: Arc<Mutex<Account>>,
-    injected: Arc<Mutex<Injected>>,
-    broker: Broker,
-) {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let began = Instant::now();
-    let mut restarted = false;
-    let mut ticks = 0u64;
-    loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        ticks += 1;
-        {
-            let mut injected = injected.lock().unwrap_or_else(PoisonError::into_inner);
-            faults::tick(&plan, &fleet.sims, &mut rng, &mut injected);
-            if let Some(flap) = &fleet.flap {
-                let quarantined = account
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .states
-                    .get(flap)
-                    .is_some_and(|s| s == "quarantined");
-                if !quarantined && ticks % 3 == 0 {
-                    if let Some(sim) = fleet.sims.iter().find(|s| &s.sensor == flap) {
-                        sim.handle()
-                            .inject(edgevisor_devices::sim::Fault::BadChecksum);
-                        *injected.entry("flap").or_default() += 1;
-                    }
-                }
-            }
-        }
-        if let (Some(at), Broker::Owned(m), false) = (plan.broker_restart_s, &broker, restarted) {
-            if began.elapsed().as_secs_f64() >= at {
-                restarted = true;
-                let mut m = m.lock().await;
-                let _ = m.kill().await;
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                if let Err(e) = m.restart().await {
-                    eprintln!("swarm: broker restart failed: {e}");
-                }
-                *injected
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .entry("broker-restart")
-                    .or_default() += 1;
-            }
-        }
+    Written {
+        sent: fleet.sims.iter().map(|s| s.handle().written()).sum(),
+        corrupt: corrupt(false),
+        corrupt_mqtt: corrupt(true),
     }
 }
 
