@@ -5,7 +5,6 @@
 pub mod boot;
 pub mod cli;
 pub mod config;
-pub mod demo;
 pub mod logs;
 pub mod outbox;
 pub mod payload;
@@ -13,7 +12,6 @@ pub mod reload;
 pub mod reports;
 pub mod sensor;
 pub mod service;
-pub mod swarm;
 pub mod systemd;
 pub mod tree;
 pub mod uplink;

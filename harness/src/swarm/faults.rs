@@ -8,8 +8,8 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::sim::Fault;
 use edgevisor_devices::codec::CodecKind;
-use edgevisor_devices::sim::Fault;
 
 use super::account::Account;
 use super::fleet::{Fleet, Kind, Sim};
@@ -164,8 +164,7 @@ pub(super) async fn drive(
                     .is_some_and(|s| s == "quarantined");
                 if !quarantined && ticks % 3 == 0 {
                     if let Some(sim) = fleet.sims.iter().find(|s| &s.sensor == flap) {
-                        sim.handle()
-                            .inject(edgevisor_devices::sim::Fault::BadChecksum);
+                        sim.handle().inject(crate::sim::Fault::BadChecksum);
                         *injected.entry("flap").or_default() += 1;
                     }
                 }

@@ -17,17 +17,18 @@ pub mod fleet;
 pub mod process;
 pub mod report;
 
-mod config;
+pub mod config;
 mod observer;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::sim::broker::Mosquitto;
 use anyhow::Context;
-use edgevisor_devices::sim::broker::Mosquitto;
 
 use account::Account;
+use config::RunConfig;
 use faults::{FaultPlan, Injected};
 use fleet::Mix;
 pub use observer::observe;
@@ -124,13 +125,13 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<Report> {
     )
     .await
     .context("cannot start the simulated sensors")?;
-    let config_path = config::write(&dir, upstream.port, &fleet)?;
-    let account = Arc::new(Mutex::new(Account::default()));
-    let observer = observe_into(upstream.port, account.clone()).await?;
     let binary = match &args.gateway_bin {
         Some(b) => b.clone(),
         None => std::env::current_exe().context("cannot find the edgevisor binary")?,
     };
+    let config_path = write_config(&dir, upstream.port, &fleet, &binary).await?;
+    let account = Arc::new(Mutex::new(Account::default()));
+    let observer = observe_into(upstream.port, account.clone()).await?;
     let mut gateway =
         process::GatewayProcess::start(&binary, &config_path, dir.join("gateway.log"))?;
 
@@ -187,6 +188,33 @@ fn work_dir(args: &SwarmArgs) -> anyhow::Result<PathBuf> {
     });
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir)
+}
+
+/// The swarm's gateway config: fast backoff and a short quarantine, so
+/// faults run their course within the run.
+async fn write_config(
+    dir: &Path,
+    port: u16,
+    fleet: &fleet::Fleet,
+    binary: &Path,
+) -> anyhow::Result<PathBuf> {
+    RunConfig {
+        gateway_id: "swarm",
+        dir,
+        broker_port: port,
+        supervisor: config::table([
+            ("backoff_initial", "50ms".into()),
+            ("backoff_max", "1s".into()),
+            ("backoff_reset", "10s".into()),
+            ("intensity", 10.into()),
+            ("period", "10s".into()),
+            ("quarantine_for", "5s".into()),
+        ]),
+        groups: Vec::new(),
+        sensors: &fleet.sensors,
+    }
+    .write(binary)
+    .await
 }
 
 /// The broker given by `--broker`, or a Mosquitto of our own.
@@ -257,9 +285,7 @@ async fn send(
 async fn silence(fleet: &fleet::Fleet) -> Written {
     for sim in &fleet.sims {
         sim.handle()
-            .inject(edgevisor_devices::sim::Fault::Silence(Duration::from_secs(
-                3600,
-            )));
+            .inject(crate::sim::Fault::Silence(Duration::from_secs(3600)));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let corrupt = |mqtt: bool| -> u64 {
