@@ -8,9 +8,9 @@ use edgevisor_devices::link::serial::{self, SerialConfig};
 use edgevisor_devices::link::tcp::{self, TcpConfig};
 use edgevisor_devices::link::tcp_listen::{TcpAcceptor, TcpListenConfig};
 use edgevisor_devices::link::{Link, LinkError};
-use edgevisor_devices::sim::serial::PtySensor;
-use edgevisor_devices::sim::tcp::{TcpSensorClient, TcpSensorServer};
-use edgevisor_devices::sim::{seq_of, Fault, SimConfig};
+use edgevisor_harness::sim::serial::PtySensor;
+use edgevisor_harness::sim::tcp::{TcpSensorClient, TcpSensorServer};
+use edgevisor_harness::sim::{seq_of, Fault, SimConfig};
 
 const T: Duration = Duration::from_secs(5);
 

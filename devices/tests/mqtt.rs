@@ -6,9 +6,9 @@ use std::time::Duration;
 use edgevisor_devices::codec::CodecKind;
 use edgevisor_devices::link::mqtt::{self, MqttConfig};
 use edgevisor_devices::link::Link;
-use edgevisor_devices::sim::broker::Mosquitto;
-use edgevisor_devices::sim::mqtt::MqttSensor;
-use edgevisor_devices::sim::{seq_of, Fault, SimConfig};
+use edgevisor_harness::sim::broker::Mosquitto;
+use edgevisor_harness::sim::mqtt::MqttSensor;
+use edgevisor_harness::sim::{seq_of, Fault, SimConfig};
 
 const T: Duration = Duration::from_secs(5);
 

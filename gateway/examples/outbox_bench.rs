@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use edgevisor::config::{BrokerUrl, UpstreamConfig};
 use edgevisor::outbox::{Message, Outbox, DB_FILE};
 use edgevisor::uplink::Uplink;
-use edgevisor_devices::sim::broker::Mosquitto;
+use edgevisor_harness::sim::broker::Mosquitto;
 
 const AHEAD: u64 = 8192;
 

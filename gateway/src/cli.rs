@@ -34,10 +34,10 @@ pub enum Command {
     },
     /// The whole idea on a fresh machine: an embedded broker, simulated
     /// sensors with faults, a gateway, and the live tree.
-    Demo(Box<crate::demo::DemoArgs>),
+    Demo(Box<edgevisor_harness::demo::DemoArgs>),
     /// Simulate a swarm of sensors with faults against a real gateway and
     /// account for every reading (exit 0 when nothing accepted was lost).
-    Swarm(Box<crate::swarm::SwarmArgs>),
+    Swarm(Box<edgevisor_harness::swarm::SwarmArgs>),
     /// Inspect the durable outbox in the config's state_dir (safe while the
     /// service runs).
     Outbox {

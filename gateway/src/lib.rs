@@ -5,7 +5,6 @@
 pub mod boot;
 pub mod cli;
 pub mod config;
-pub mod demo;
 pub mod logs;
 pub mod outbox;
 pub mod payload;
@@ -14,7 +13,6 @@ pub mod reports;
 pub mod sensor;
 pub mod service;
 pub mod shutdown;
-pub mod swarm;
 pub mod systemd;
 pub mod topics;
 pub mod tree;

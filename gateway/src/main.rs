@@ -91,8 +91,8 @@ fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, ExitCode> {
     }
 }
 
-fn swarm(args: edgevisor::swarm::SwarmArgs) -> ExitCode {
-    match block_on(edgevisor::swarm::run(args)) {
+fn swarm(args: edgevisor_harness::swarm::SwarmArgs) -> ExitCode {
+    match block_on(edgevisor_harness::swarm::run(args)) {
         Err(code) => code,
         Ok(Ok(report)) => {
             print!("{}", report.table());
@@ -109,8 +109,8 @@ fn swarm(args: edgevisor::swarm::SwarmArgs) -> ExitCode {
     }
 }
 
-fn demo(args: edgevisor::demo::DemoArgs) -> ExitCode {
-    match block_on(edgevisor::demo::run(args)) {
+fn demo(args: edgevisor_harness::demo::DemoArgs) -> ExitCode {
+    match block_on(edgevisor_harness::demo::run(args)) {
         Err(code) => code,
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {

@@ -8,8 +8,8 @@ mod support;
 use std::time::Duration;
 
 use edgevisor_devices::codec::CodecKind;
-use edgevisor_devices::sim::tcp::TcpSensorServer;
-use edgevisor_devices::sim::{Fault, SimConfig};
+use edgevisor_harness::sim::tcp::TcpSensorServer;
+use edgevisor_harness::sim::{Fault, SimConfig};
 use nix::sys::signal::Signal;
 use support::{gap_free, header, Gateway, Mosquitto, TempDir, Upstream};
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use edgevisor_devices::codec::CodecKind;
-use edgevisor_devices::sim::tcp::TcpSensorClient;
-use edgevisor_devices::sim::{Fault, SimConfig};
+use edgevisor_harness::sim::tcp::TcpSensorClient;
+use edgevisor_harness::sim::{Fault, SimConfig};
 use nix::sys::signal::Signal;
 use support::{free_port, header, Gateway, Mosquitto, TempDir, Upstream};
 

@@ -12,8 +12,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use edgevisor_devices::codec::CodecKind;
-use edgevisor_devices::sim::tcp::TcpSensorServer;
-use edgevisor_devices::sim::SimConfig;
+use edgevisor_harness::sim::tcp::TcpSensorServer;
+use edgevisor_harness::sim::SimConfig;
 use nix::sys::signal::Signal;
 use support::{free_port, Gateway, TempDir, Upstream};
 
@@ -93,7 +93,7 @@ fn readable(path: &Path) -> bool {
 }
 
 fn mosquitto() -> Option<std::path::PathBuf> {
-    edgevisor_devices::sim::broker::find_mosquitto()
+    edgevisor_harness::sim::broker::find_mosquitto()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

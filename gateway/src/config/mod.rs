@@ -64,6 +64,16 @@ pub enum RootChild {
     Group(GroupConfig),
 }
 
+impl RootChild {
+    /// The child's id: the sensor's or the group's.
+    pub fn id(&self) -> &str {
+        match self {
+            RootChild::Sensor(s) => &s.id,
+            RootChild::Group(g) => &g.id,
+        }
+    }
+}
+
 /// `[gateway]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayConfig {

@@ -16,7 +16,7 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
 #[allow(unused_imports)] // not every test file starts a broker this way
-pub use edgevisor_devices::sim::broker::Mosquitto;
+pub use edgevisor_harness::sim::broker::Mosquitto;
 
 /// One message seen upstream.
 #[derive(Debug, Clone)]

@@ -4,13 +4,19 @@
 //!
 //! - `spec`: what the user describes;
 //! - `table`: the children's records, shared with snapshots;
-//! - `core`: the run loop and what it does on a child's exit;
+//! - `core`: the run loop;
+//! - `start`: starting a child, and the task that runs its body;
+//! - `exit`: a child's end, the restart decision on it, carried out;
+//! - `commands`: run-time requests (start or terminate a child);
 //! - `strategy`: which siblings a restart takes along;
 //! - `stop`: stopping one child, or all of them;
 //! - `timers`: delayed restarts and quarantine releases.
 
+mod commands;
 mod core;
+mod exit;
 mod spec;
+mod start;
 mod stop;
 mod strategy;
 mod table;

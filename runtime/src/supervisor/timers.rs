@@ -7,6 +7,9 @@ use std::collections::BinaryHeap;
 
 use tokio::time::Instant;
 
+use super::core::Core;
+use crate::snapshot::ChildState;
+
 /// Pending starts: `(deadline, child key, child epoch when scheduled)`.
 #[derive(Default)]
 pub(crate) struct Timers {
@@ -33,6 +36,22 @@ impl Timers {
             out.push((key, epoch));
         }
         out
+    }
+}
+
+impl Core {
+    /// Starts the children whose backoff or quarantine is over, unless they
+    /// were restarted or stopped since the timer was set.
+    pub(super) async fn fire_timers(&mut self) {
+        for (key, epoch) in self.timers.due(Instant::now()) {
+            let due = self.shared.table().get_mut(key).is_some_and(|c| {
+                c.epoch == epoch
+                    && matches!(c.state, ChildState::Restarting | ChildState::Quarantined)
+            });
+            if due {
+                self.start_or_report(key, true).await;
+            }
+        }
     }
 }
 

@@ -14,8 +14,8 @@ use tokio::task::JoinHandle;
 
 use super::faults::Fault;
 use super::{SimConfig, SimCounters, SimHandle};
-use crate::codec::CodecKind;
-use crate::link::mqtt::parse_url;
+use edgevisor_devices::codec::CodecKind;
+use edgevisor_devices::link::mqtt::parse_url;
 
 /// An MQTT-publishing sensor.
 #[derive(Debug)]
@@ -87,7 +87,7 @@ impl MqttSensor {
         url: &str,
         topic: &str,
         client_id: &str,
-    ) -> Result<Self, crate::link::mqtt::InvalidUrl> {
+    ) -> Result<Self, edgevisor_devices::link::mqtt::InvalidUrl> {
         let (host, port) = parse_url(url)?;
         let acked = Arc::new(AtomicU64::new(0));
         let (topic, id, acks) = (topic.to_owned(), client_id.to_owned(), Arc::clone(&acked));

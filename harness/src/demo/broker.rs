@@ -19,27 +19,7 @@ impl EmbeddedBroker {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let config = format!(
-            r#"id = 0
-[router]
-id = 0
-max_connections = 1000
-max_outgoing_packet_count = 1000
-max_segment_size = 10485760
-max_segment_count = 10
-
-[v4.1]
-name = "demo"
-listen = "127.0.0.1:{port}"
-next_connection_delay_ms = 1
-    [v4.1.connections]
-    connection_timeout_ms = 60000
-    max_payload_size = 1048576
-    max_inflight_count = 1000
-    dynamic_filters = true
-"#
-        );
-        let config: rumqttd::Config = toml::from_str(&config)?;
+        let config: rumqttd::Config = broker_config(port).try_into()?;
         let mut broker = rumqttd::Broker::new(config);
         std::thread::Builder::new()
             .name("demo-broker".into())
@@ -67,4 +47,38 @@ next_connection_delay_ms = 1
             "this build has no embedded broker (built without the `embedded-broker` feature)"
         )
     }
+}
+
+/// rumqttd's settings: one MQTT 3.1.1 listener on `127.0.0.1:port`, limits
+/// roomy enough for the demo's sensors and observer.
+#[cfg(feature = "embedded-broker")]
+fn broker_config(port: u16) -> toml::Table {
+    use crate::swarm::config::table;
+    let connections = table([
+        ("connection_timeout_ms", 60_000.into()),
+        ("max_payload_size", 1_048_576.into()),
+        ("max_inflight_count", 1000.into()),
+        ("dynamic_filters", true.into()),
+    ]);
+    let v4 = table([
+        ("name", "demo".into()),
+        ("listen", format!("127.0.0.1:{port}").into()),
+        ("next_connection_delay_ms", 1.into()),
+        ("connections", connections.into()),
+    ]);
+    table([
+        ("id", 0.into()),
+        (
+            "router",
+            table([
+                ("id", 0.into()),
+                ("max_connections", 1000.into()),
+                ("max_outgoing_packet_count", 1000.into()),
+                ("max_segment_size", 10_485_760.into()),
+                ("max_segment_count", 10.into()),
+            ])
+            .into(),
+        ),
+        ("v4", table([("1", v4.into())]).into()),
+    ])
 }

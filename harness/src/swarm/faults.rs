@@ -5,12 +5,15 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
+use crate::sim::Fault;
 use edgevisor_devices::codec::CodecKind;
-use edgevisor_devices::sim::Fault;
 
-use super::fleet::{Kind, Sim};
+use super::account::Account;
+use super::fleet::{Fleet, Kind, Sim};
+use super::Broker;
 
 /// Fault rates per sensor per second, and the broker restart time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
@@ -127,6 +130,61 @@ pub fn tick(plan: &FaultPlan, sims: &[Sim], rng: &mut fastrand::Rng, injected: &
             sim.handle().inject(Fault::Remove);
             sim.handle().inject(Fault::Replug);
             *injected.entry("unplug").or_default() += 1;
+        }
+    }
+}
+
+/// Injects faults by `plan` every 100 ms until aborted: the random ones,
+/// the flapping sensor's bad checksums until it is quarantined, and one
+/// broker restart when the plan asks for it and the broker is ours.
+pub(super) async fn drive(
+    plan: FaultPlan,
+    seed: u64,
+    fleet: Arc<Fleet>,
+    account: Arc<Mutex<Account>>,
+    injected: Arc<Mutex<Injected>>,
+    broker: Broker,
+) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let began = Instant::now();
+    let mut restarted = false;
+    let mut ticks = 0u64;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        ticks += 1;
+        {
+            let mut injected = injected.lock().unwrap_or_else(PoisonError::into_inner);
+            tick(&plan, &fleet.sims, &mut rng, &mut injected);
+            if let Some(flap) = &fleet.flap {
+                let quarantined = account
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .states
+                    .get(flap)
+                    .is_some_and(|s| s == "quarantined");
+                if !quarantined && ticks % 3 == 0 {
+                    if let Some(sim) = fleet.sims.iter().find(|s| &s.sensor == flap) {
+                        sim.handle().inject(crate::sim::Fault::BadChecksum);
+                        *injected.entry("flap").or_default() += 1;
+                    }
+                }
+            }
+        }
+        if let (Some(at), Broker::Owned(m), false) = (plan.broker_restart_s, &broker, restarted) {
+            if began.elapsed().as_secs_f64() >= at {
+                restarted = true;
+                let mut m = m.lock().await;
+                let _ = m.kill().await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if let Err(e) = m.restart().await {
+                    eprintln!("swarm: broker restart failed: {e}");
+                }
+                *injected
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry("broker-restart")
+                    .or_default() += 1;
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use anyhow::Context;
 use tokio::process::{Child, Command};
 
 /// A running `edgevisor run`.
@@ -12,6 +13,26 @@ pub struct GatewayProcess {
     child: Child,
     /// Where its log goes.
     pub log: PathBuf,
+}
+
+/// Runs `binary check --config config`: the gateway's own verdict on a
+/// config the harness wrote.
+pub async fn check_config(binary: &Path, config: &Path) -> anyhow::Result<()> {
+    let out = Command::new(binary)
+        .args(["check", "--config"])
+        .arg(config)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("cannot run {} check", binary.display()))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "generated config {} is invalid:\n{}",
+            config.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// CPU seconds and peak resident memory of a process, from `/proc`.

@@ -6,8 +6,10 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio_util::codec::Encoder;
 
-use crate::codec::{ChecksumPolicy, CodecKind, FrameCodec, JsonCodec, LinesCodec, NmeaCodec};
-use crate::Reading;
+use edgevisor_devices::codec::{
+    ChecksumPolicy, CodecKind, FrameCodec, JsonCodec, LinesCodec, NmeaCodec,
+};
+use edgevisor_devices::Reading;
 
 /// A fault to inject, sent to a running simulator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,8 +165,8 @@ pub fn seq_in_data(codec: CodecKind, v: &serde_json::Value) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::testing::{decode_chunks, Outcome};
-    use crate::codec::CodecConfig;
+    use edgevisor_devices::codec::testing::{decode_chunks, Outcome};
+    use edgevisor_devices::codec::CodecConfig;
 
     #[test]
     fn readings_decode_with_their_seq_and_faults_are_corrupt() {

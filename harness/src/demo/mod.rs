@@ -11,10 +11,12 @@ mod broker;
 mod view;
 
 use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::swarm::config::{table, RunConfig};
 use crate::swarm::faults::{self, FaultPlan, Injected};
 use crate::swarm::fleet::{self, Mix};
 use crate::swarm::process::GatewayProcess;
@@ -28,6 +30,17 @@ pub struct DemoArgs {
     #[arg(long = "for", value_parser = humantime::parse_duration)]
     pub for_: Option<Duration>,
 }
+
+/// The demo's fault rates: more than the swarm's, so something happens
+/// on screen every few seconds.
+const PLAN: FaultPlan = FaultPlan {
+    corrupt: 0.05,
+    disconnect: 0.02,
+    silence: 0.005,
+    drip: 0.02,
+    unplug: 0.02,
+    broker_restart_s: None,
+};
 
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -47,32 +60,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let fleet = fleet::start(mix, 4.0, true, port, &dir, listen)
         .await
         .context("cannot start the simulated sensors")?;
-    let config_path = dir.join("edgevisor.toml");
-    let config = format!(
-        "[gateway]\nid = \"demo\"\nstate_dir = \"{}\"\n\n[upstream]\nurl = \"mqtt://127.0.0.1:{port}\"\nkeep_alive = \"5s\"\n\n[supervisor]\nbackoff_initial = \"200ms\"\nbackoff_max = \"3s\"\nintensity = 5\nperiod = \"30s\"\nquarantine_for = \"20s\"\n\n[[group]]\nid = \"barn\"\nstrategy = \"rest_for_one\"\nsensors = [\"tcp-0000\", \"tcp-0001\"]\n{}",
-        dir.join("state").display(),
-        fleet.sensors_toml
-    );
-    std::fs::write(&config_path, &config)?;
-    crate::config::Config::parse(&config_path, &config)
-        .map_err(|e| anyhow::anyhow!("demo config is invalid:\n{e}"))?;
+    let binary = std::env::current_exe().context("cannot find the edgevisor binary")?;
+    let config_path = write_config(&dir, port, &fleet, &binary).await?;
 
     let (views, mut updates) = tokio::sync::mpsc::unbounded_channel::<(String, Vec<u8>)>();
     let observer = crate::swarm::observe(port, "demo", move |kind, payload| {
         let _ = views.send((kind.to_string(), payload.to_vec()));
     })
     .await?;
-    let binary = std::env::current_exe().context("cannot find the edgevisor binary")?;
     let mut gateway = GatewayProcess::start(&binary, &config_path, dir.join("gateway.log"))?;
 
-    let plan = FaultPlan {
-        corrupt: 0.05,
-        disconnect: 0.02,
-        silence: 0.005,
-        drip: 0.02,
-        unplug: 0.02,
-        broker_restart_s: None,
-    };
     let mut rng = fastrand::Rng::new();
     let mut injected = Injected::new();
     let mut view = View::default();
@@ -88,10 +85,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             Some((kind, payload)) = updates.recv() => view.book(&kind, &payload),
             _ = tick.tick() => {
                 ticks += 1;
-                faults::tick(&plan, &fleet.sims, &mut rng, &mut injected);
+                faults::tick(&PLAN, &fleet.sims, &mut rng, &mut injected);
                 if ticks % 4 == 0 && ticks < 40 {
                     if let Some(flap) = fleet.sims.iter().find(|s| s.sensor == "flap") {
-                        flap.handle().inject(edgevisor_devices::sim::Fault::BadChecksum);
+                        flap.handle().inject(crate::sim::Fault::BadChecksum);
                     }
                 }
                 if ticks % if terminal { 5 } else { 10 } == 0 {
@@ -121,6 +118,39 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         dir.display()
     );
     Ok(())
+}
+
+/// The demo's gateway config: slow enough backoff to watch, a short
+/// quarantine, two TCP sensors in a `rest_for_one` group.
+async fn write_config(
+    dir: &Path,
+    port: u16,
+    fleet: &fleet::Fleet,
+    binary: &Path,
+) -> anyhow::Result<PathBuf> {
+    RunConfig {
+        gateway_id: "demo",
+        dir,
+        broker_port: port,
+        supervisor: table([
+            ("backoff_initial", "200ms".into()),
+            ("backoff_max", "3s".into()),
+            ("intensity", 5.into()),
+            ("period", "30s".into()),
+            ("quarantine_for", "20s".into()),
+        ]),
+        groups: vec![table([
+            ("id", "barn".into()),
+            ("strategy", "rest_for_one".into()),
+            (
+                "sensors",
+                toml::Value::Array(vec!["tcp-0000".into(), "tcp-0001".into()]),
+            ),
+        ])],
+        sensors: &fleet.sensors,
+    }
+    .write(binary)
+    .await
 }
 
 fn draw(view: &View, began: Instant, broker: &EmbeddedBroker, terminal: bool) {

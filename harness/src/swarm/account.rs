@@ -39,7 +39,7 @@ pub struct Account {
 
 /// The simulator's own number in a telemetry `data` object.
 pub fn sim_number(codec: &str, data: &Value) -> Option<u64> {
-    edgevisor_devices::sim::seq_in_data(codec.parse().ok()?, data)
+    crate::sim::seq_in_data(codec.parse().ok()?, data)
 }
 
 impl Account {

@@ -4,10 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::{Mutex, PoisonError};
 
+use super::account::Account;
 use super::faults::{FaultPlan, Injected};
 use super::fleet::Mix;
 use super::process::Usage;
+use super::SwarmArgs;
 
 /// Everything a swarm run established.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -74,7 +77,108 @@ pub struct Report {
     pub drained: bool,
 }
 
+/// What the simulators wrote, counted once they were silenced.
+pub(super) struct Written {
+    /// Readings written completely.
+    pub(super) sent: u64,
+    /// Corrupt frames written by the stream simulators.
+    pub(super) corrupt: u64,
+    /// Corrupt messages published by the MQTT simulators.
+    pub(super) corrupt_mqtt: u64,
+}
+
+/// Crash reports and actions booked while the sensors were sending, before
+/// the drain added crashes of its own.
+pub(super) struct RunBooks {
+    pub(super) crashes: BTreeMap<String, u64>,
+    pub(super) actions: BTreeMap<String, u64>,
+}
+
+/// How the run ended, for the report.
+pub(super) struct Ending {
+    pub(super) written: Written,
+    pub(super) run: RunBooks,
+    pub(super) injected: Injected,
+    pub(super) drained: bool,
+    pub(super) usage: Usage,
+    pub(super) gateway_exit: Option<i32>,
+}
+
+impl RunBooks {
+    /// Crashes and actions as the run left them: the drain keeps the
+    /// sensors silent, and those that stay silent past their read timeout
+    /// would add crashes the fault plan did not cause.
+    pub(super) fn now(account: &Mutex<Account>) -> Self {
+        let books = account.lock().unwrap_or_else(PoisonError::into_inner);
+        Self {
+            crashes: books.crashes_by_reason.clone(),
+            actions: books.actions.clone(),
+        }
+    }
+}
+
 impl Report {
+    /// The final report from the books and how the run ended.
+    pub(super) fn build(
+        args: &SwarmArgs,
+        seed: u64,
+        account: &Mutex<Account>,
+        ending: Ending,
+    ) -> Self {
+        let Ending {
+            written,
+            run,
+            injected,
+            drained,
+            usage,
+            gateway_exit,
+        } = ending;
+        let mut books = account.lock().unwrap_or_else(PoisonError::into_inner);
+        let lost_by_sensor = books.lost();
+        if std::env::var_os("EDGEVISOR_SWARM_DEBUG").is_some() {
+            eprintln!("{:?}", books.per_sensor());
+        }
+        let sim_delivered: u64 = books.sim_delivered.values().map(|s| s.len() as u64).sum();
+        let mut latencies = std::mem::take(&mut books.latencies_ms);
+        Report {
+            sensors: args.mix(),
+            rate_hz: args.rate,
+            duration_s: args.duration.as_secs_f64(),
+            seed,
+            faults: args.faults,
+            injected,
+            sent: written.sent,
+            accepted: books.accepted(),
+            delivered: books.delivered(),
+            duplicates: books.duplicates,
+            lost: lost_by_sensor.values().sum(),
+            lost_by_sensor,
+            not_accepted: written.sent.saturating_sub(sim_delivered),
+            crash_reports_during_drain: books.crashes_by_reason.values().sum::<u64>()
+                - run.crashes.values().sum::<u64>(),
+            crash_reports: run.crashes,
+            corrupt_written: written.corrupt,
+            corrupt_written_mqtt: written.corrupt_mqtt,
+            dead_letters: books.dead_letters.values().sum(),
+            restarts: run.actions.get("restart").copied().unwrap_or(0),
+            quarantines: run.actions.get("quarantine").copied().unwrap_or(0),
+            quarantined_sensors: books
+                .states
+                .iter()
+                .filter(|(_, s)| *s == "quarantined")
+                .map(|(k, _)| k.clone())
+                .collect(),
+            latency_p50_ms: 0.0,
+            latency_p99_ms: 0.0,
+            gateway_cpu_s: 0.0,
+            gateway_peak_rss_bytes: 0,
+            readings_per_cpu_s: 0.0,
+            gateway_exit,
+            drained,
+        }
+        .with_usage(&mut latencies, usage)
+    }
+
     /// The run passes when nothing accepted was lost and the gateway
     /// stopped cleanly.
     pub fn passed(&self) -> bool {

@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 
 pub use faults::{seq_in_data, seq_of, Fault, ReadingGen};
 
-use crate::codec::CodecKind;
+use edgevisor_devices::codec::CodecKind;
 
 /// How a simulated sensor behaves.
 #[derive(Debug, Clone, Copy)]

@@ -1,0 +1,52 @@
+//! The `[upstream]` table: broker URL and topic prefix checked, keep-alive,
+//! client id and outbox size defaulted.
+
+use std::time::Duration;
+
+use super::super::diagnostics::Problem;
+use super::super::raw::RawUpstream;
+use super::super::{checks, UpstreamConfig};
+
+/// The resolved upstream, or `None` when the URL is unusable.
+pub(super) fn upstream(
+    u: &RawUpstream,
+    gateway_id: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<UpstreamConfig> {
+    let url = match checks::broker_url(u.url.get_ref()) {
+        Ok(url) => Some(url),
+        Err((m, h)) => {
+            problems.push(Problem::at(Some(u.url.span()), m).hint(h));
+            None
+        }
+    };
+    let topic_prefix = u
+        .topic_prefix
+        .as_ref()
+        .map_or("edgevisor".to_string(), |p| {
+            if let Err((m, h)) = checks::topic_prefix(p.get_ref()) {
+                problems.push(Problem::at(Some(p.span()), m).hint(h));
+            }
+            p.get_ref().clone()
+        });
+    let keep_alive = u.keep_alive.map_or(Duration::from_secs(30), |d| d.0);
+    if keep_alive < Duration::from_secs(1) {
+        problems.push(
+            Problem::at(Some(u.url.span()), "keep_alive must be at least 1s")
+                .hint("use e.g. keep_alive = \"30s\""),
+        );
+    }
+    Some(UpstreamConfig {
+        url: url?,
+        client_id: u.client_id.as_ref().map_or_else(
+            || format!("edgevisor-{gateway_id}"),
+            |c| c.get_ref().clone(),
+        ),
+        username: u.username.clone(),
+        password_file: u.password_file.clone(),
+        ca_file: u.ca_file.clone(),
+        topic_prefix,
+        keep_alive,
+        outbox_max_bytes: u.outbox_max_bytes.map_or(64 * 1024 * 1024, |s| s.0),
+    })
+}

@@ -1,0 +1,308 @@
+//! The simulated sensors of a swarm and the gateway config that reads them:
+//! TCP sensors the gateway connects to (one `[[sensor]]` each), TCP sensors
+//! that connect to one `tcp-listen` sensor, serial sensors on pty pairs (one
+//! `[[sensor]]` each, by a stable symlink like `/dev/serial/by-id/`), and
+//! MQTT sensors publishing to the broker under one `mqtt` sensor. Each
+//! simulator numbers its readings from its own base (`index * SPAN`), so a
+//! reading's number tells which simulator wrote it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::sim::mqtt::MqttSensor;
+use crate::sim::serial::PtySensor;
+use crate::sim::tcp::{TcpSensorClient, TcpSensorServer};
+use crate::sim::{SimConfig, SimHandle};
+use edgevisor_devices::codec::CodecKind;
+
+use super::config::{table, Table};
+
+/// Readings of one simulator are numbered `base .. base + SPAN`.
+pub const SPAN: u64 = 1_000_000_000;
+
+/// Sensor counts per transport.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Mix {
+    /// Sensors the gateway connects to.
+    pub tcp: usize,
+    /// Sensors connecting to the gateway's `tcp-listen` sensor.
+    pub listen: usize,
+    /// Sensors on pty pairs.
+    pub serial: usize,
+    /// Sensors publishing on the broker.
+    pub mqtt: usize,
+}
+
+impl Mix {
+    /// `total` sensors split 40 % tcp, 30 % listen, 20 % serial, 10 % mqtt.
+    pub fn split(total: usize) -> Self {
+        let tcp = total * 4 / 10;
+        let listen = total * 3 / 10;
+        let serial = total * 2 / 10;
+        Self {
+            tcp,
+            listen,
+            serial,
+            mqtt: total - tcp - listen - serial,
+        }
+    }
+
+    /// All sensors.
+    pub fn total(&self) -> usize {
+        self.tcp + self.listen + self.serial + self.mqtt
+    }
+}
+
+/// How a simulator reaches the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Kind {
+    /// Gateway connects to it.
+    Tcp,
+    /// It connects to the gateway.
+    Listen,
+    /// Pty pair.
+    Serial,
+    /// Publishes on the broker.
+    Mqtt,
+}
+
+/// One simulator and the gateway sensor that reads it.
+pub struct Sim {
+    /// Gateway sensor id (shared by all listen sims, and by all mqtt sims).
+    pub sensor: String,
+    /// Transport.
+    pub kind: Kind,
+    /// Codec it speaks.
+    pub codec: CodecKind,
+    /// First reading number.
+    pub base: u64,
+    /// The simulator itself.
+    pub device: Device,
+}
+
+/// A running simulator of one transport.
+pub enum Device {
+    /// Gateway connects to it.
+    Tcp(TcpSensorServer),
+    /// It connects to the gateway.
+    Listen(TcpSensorClient),
+    /// A pty pair behind a symlink.
+    Serial(PtySensor),
+    /// Publishes on the broker.
+    Mqtt(MqttSensor),
+}
+
+impl Sim {
+    /// Its controls: fault injection and counters.
+    pub fn handle(&self) -> &SimHandle {
+        match &self.device {
+            Device::Tcp(d) => &d.handle,
+            Device::Listen(d) => &d.handle,
+            Device::Serial(d) => &d.handle,
+            Device::Mqtt(d) => &d.handle,
+        }
+    }
+}
+
+/// Codecs are dealt round-robin so every codec is exercised.
+fn codec(i: usize) -> CodecKind {
+    [
+        CodecKind::Lines,
+        CodecKind::Nmea,
+        CodecKind::Frame,
+        CodecKind::Json,
+    ][i % 4]
+}
+
+/// The swarm's simulators plus the `[[sensor]]` tables for them.
+pub struct Fleet {
+    /// Every simulator.
+    pub sims: Vec<Sim>,
+    /// The gateway's `[[sensor]]` tables, one per gateway sensor.
+    pub sensors: Vec<Table>,
+    /// Id of the flapping sensor, if any.
+    pub flap: Option<String>,
+}
+
+/// Longer than the swarm's final drain, during which the sensors are
+/// silent; the silence fault lasts longer still.
+const READ_TIMEOUT: &str = "10s";
+
+/// A fleet being started: each step adds simulators and the sensor tables
+/// that read them, numbering simulators from 1.
+struct Builder {
+    fleet: Fleet,
+    rate: f64,
+    index: u64,
+}
+
+/// Starts `mix` (plus a flapping sensor when `flap`) at `rate` readings/s.
+pub async fn start(
+    mix: Mix,
+    rate: f64,
+    flap: bool,
+    broker_port: u16,
+    dir: &Path,
+    listen: SocketAddr,
+) -> std::io::Result<Fleet> {
+    let mut b = Builder {
+        fleet: Fleet {
+            sims: Vec::new(),
+            sensors: Vec::new(),
+            flap: None,
+        },
+        rate,
+        index: 1,
+    };
+    for i in 0..mix.tcp {
+        b.tcp(i).await?;
+    }
+    if flap {
+        b.flap().await?;
+    }
+    b.listen(mix.listen, listen);
+    for i in 0..mix.serial {
+        b.serial(i, dir).await?;
+    }
+    b.mqtt(mix.mqtt, broker_port)?;
+    Ok(b.fleet)
+}
+
+impl Builder {
+    /// The next simulator's config: its codec, the rate, its numbering.
+    fn next(&self, codec: CodecKind, rate: f64) -> SimConfig {
+        let mut c = SimConfig::new(codec, rate);
+        c.first_seq = self.base();
+        c
+    }
+
+    fn base(&self) -> u64 {
+        self.index * SPAN
+    }
+
+    fn push(&mut self, sensor: &str, kind: Kind, codec: CodecKind, device: Device) {
+        self.fleet.sims.push(Sim {
+            sensor: sensor.to_string(),
+            kind,
+            codec,
+            base: self.base(),
+            device,
+        });
+        self.index += 1;
+    }
+
+    /// TCP sensor `i`: a simulator the gateway connects to.
+    async fn tcp(&mut self, i: usize) -> std::io::Result<()> {
+        let (id, codec) = (format!("tcp-{i:04}"), codec(i));
+        let server = TcpSensorServer::start(self.next(codec, self.rate)).await?;
+        self.fleet.sensors.push(table([
+            ("id", id.as_str().into()),
+            ("transport", "tcp".into()),
+            ("address", server.addr().to_string().into()),
+            ("codec", codec.as_str().into()),
+            ("read_timeout", READ_TIMEOUT.into()),
+            ("connect_timeout", "2s".into()),
+        ]));
+        self.push(&id, Kind::Tcp, codec, Device::Tcp(server));
+        Ok(())
+    }
+
+    /// The sensor made to flap until quarantined: low intensity, a long
+    /// quarantine.
+    async fn flap(&mut self) -> std::io::Result<()> {
+        let server =
+            TcpSensorServer::start(self.next(CodecKind::Lines, self.rate.max(5.0))).await?;
+        self.fleet.sensors.push(table([
+            ("id", "flap".into()),
+            ("transport", "tcp".into()),
+            ("address", server.addr().to_string().into()),
+            ("codec", "lines".into()),
+            ("read_timeout", READ_TIMEOUT.into()),
+            ("intensity", 3.into()),
+            ("period", "60s".into()),
+            ("quarantine_for", "1h".into()),
+        ]));
+        self.push("flap", Kind::Tcp, CodecKind::Lines, Device::Tcp(server));
+        self.fleet.flap = Some("flap".to_string());
+        Ok(())
+    }
+
+    /// `count` simulators connecting to one `tcp-listen` sensor.
+    fn listen(&mut self, count: usize, listen: SocketAddr) {
+        if count == 0 {
+            return;
+        }
+        self.fleet.sensors.push(table([
+            ("id", "nodes".into()),
+            ("transport", "tcp-listen".into()),
+            ("listen", listen.to_string().into()),
+            ("codec", "frame".into()),
+            (
+                "max_connections",
+                i64::try_from(count + 64).unwrap_or(i64::MAX).into(),
+            ),
+            ("read_timeout", READ_TIMEOUT.into()),
+        ]));
+        for _ in 0..count {
+            let client = TcpSensorClient::start(
+                self.next(CodecKind::Frame, self.rate),
+                listen,
+                Duration::from_millis(200),
+            );
+            self.push(
+                "nodes",
+                Kind::Listen,
+                CodecKind::Frame,
+                Device::Listen(client),
+            );
+        }
+    }
+
+    /// Serial sensor `i`: a pty pair behind a stable symlink in `dir`.
+    async fn serial(&mut self, i: usize, dir: &Path) -> std::io::Result<()> {
+        let (id, codec) = (format!("serial-{i:04}"), codec(i + 1));
+        let link = dir.join(&id);
+        let pty = PtySensor::start(self.next(codec, self.rate), Some(link.clone())).await?;
+        self.fleet.sensors.push(table([
+            ("id", id.as_str().into()),
+            ("transport", "serial".into()),
+            ("device", link.display().to_string().into()),
+            ("baud", 115_200.into()),
+            ("codec", codec.as_str().into()),
+            ("read_timeout", READ_TIMEOUT.into()),
+        ]));
+        self.push(&id, Kind::Serial, codec, Device::Serial(pty));
+        Ok(())
+    }
+
+    /// `count` simulators publishing on the broker, read by one `mqtt`
+    /// sensor that skips corrupt input.
+    fn mqtt(&mut self, count: usize, broker_port: u16) -> std::io::Result<()> {
+        if count == 0 {
+            return Ok(());
+        }
+        let url = format!("mqtt://127.0.0.1:{broker_port}");
+        let topics = toml::Value::Array(vec!["swarm-sensors/+".into()]);
+        self.fleet.sensors.push(table([
+            ("id", "mqtt".into()),
+            ("transport", "mqtt".into()),
+            ("url", url.as_str().into()),
+            ("topics", topics),
+            ("codec", "json".into()),
+            ("on_corrupt", "skip".into()),
+            ("read_timeout", "1h".into()),
+        ]));
+        for i in 0..count {
+            let sensor = MqttSensor::start(
+                self.next(CodecKind::Json, self.rate),
+                &url,
+                &format!("swarm-sensors/{i}"),
+                &format!("swarm-sim-{i}-{}", std::process::id()),
+            )
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+            self.push("mqtt", Kind::Mqtt, CodecKind::Json, Device::Mqtt(sensor));
+        }
+        Ok(())
+    }
+}
