@@ -10,21 +10,13 @@ use crate::json_object::JsonObject;
 #[derive(Debug, Clone)]
 pub struct Reading {
     data: JsonObject,
-    topic: Option<String>,
 }
 
 impl Reading {
     /// Codecs are the only producers, which is what guarantees `data` is a
     /// JSON object.
     pub(crate) fn new(data: JsonObject) -> Self {
-        Reading { data, topic: None }
-    }
-
-    /// Attaches the MQTT topic the reading arrived on, because one
-    /// subscription with wildcards can carry many devices.
-    pub(crate) fn with_topic(mut self, topic: &str) -> Self {
-        self.topic = Some(topic.to_owned());
-        self
+        Reading { data }
     }
 
     /// The SPEC data object; serialises verbatim as `"data": {...}`.
@@ -40,10 +32,5 @@ impl Reading {
     /// Takes the data out, for a payload struct that owns it.
     pub fn into_data(self) -> JsonObject {
         self.data
-    }
-
-    /// The MQTT topic for readings from an `mqtt` link; `None` otherwise.
-    pub fn topic(&self) -> Option<&str> {
-        self.topic.as_deref()
     }
 }

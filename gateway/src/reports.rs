@@ -70,8 +70,6 @@ fn on_event(
     let Some(sensor) = crate::tree::sensor_of(&event.path, groups) else {
         return;
     };
-    let sensor_level =
-        event.path.split('/').count() <= 3 && event.path.rsplit('/').next() == Some(sensor);
     if let EventKind::Crashed {
         crash,
         restarts_in_window,
@@ -80,50 +78,84 @@ fn on_event(
         action,
     } = &event.kind
     {
-        let evidence_hex = crash
-            .evidence
-            .as_deref()
-            .map(hex::encode)
-            .unwrap_or_default(); // a crash without evidence reports ""
-        tracing::warn!(
-            SENSOR = sensor,
-            CHILD_PATH = %event.path,
-            REASON = %crash.reason,
-            ACTION = action.as_str(),
-            EVIDENCE_HEX = %evidence_hex,
-            "{} crashed: {}",
-            event.path,
-            crash.message
-        );
-        let ts = payload::timestamp(SystemTime::now());
-        let report = payload::CrashReport {
-            gateway: &gateway.id,
-            boot: gateway.boot,
-            ts: &ts,
-            path: &event.path,
-            sensor,
-            reason: &crash.reason,
-            error: &crash.message,
-            evidence_hex,
-            evidence_truncated: crash.evidence_truncated,
+        let crashed = Crashed {
+            crash,
             restarts_in_window: *restarts_in_window,
             intensity: *intensity,
-            period_ms: u64::try_from(period.as_millis()).unwrap_or(u64::MAX),
-            action: action.as_str(),
-            backoff_ms: match action {
-                Action::Restart { delay } => u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                _ => 0,
-            },
+            period: *period,
+            action,
         };
-        gateway.outbox.append(vec![Message::report(
-            sensor.into(),
-            gateway.topics.crash(sensor).into(),
-            payload::to_vec(&report),
-        )]);
+        report_crash(event, sensor, &crashed, gateway);
     }
-    if !sensor_level {
-        return;
+    let sensor_level =
+        event.path.split('/').count() <= 3 && event.path.rsplit('/').next() == Some(sensor);
+    if sensor_level {
+        publish_state(event, sensor, gateway, uplink, states);
     }
+}
+
+/// The fields of a `Crashed` event.
+struct Crashed<'a> {
+    crash: &'a edgevisor_runtime::Crash,
+    restarts_in_window: u32,
+    intensity: u32,
+    period: Duration,
+    action: &'a Action,
+}
+
+/// Logs a crash and puts its report in the outbox.
+fn report_crash(event: &Event, sensor: &str, crashed: &Crashed<'_>, gateway: &Gateway) {
+    let Crashed { crash, action, .. } = crashed;
+    let evidence_hex = crash
+        .evidence
+        .as_deref()
+        .map(hex::encode)
+        .unwrap_or_default(); // a crash without evidence reports ""
+    tracing::warn!(
+        SENSOR = sensor,
+        CHILD_PATH = %event.path,
+        REASON = %crash.reason,
+        ACTION = action.as_str(),
+        EVIDENCE_HEX = %evidence_hex,
+        "{} crashed: {}",
+        event.path,
+        crash.message
+    );
+    let ts = payload::timestamp(SystemTime::now());
+    let report = payload::CrashReport {
+        gateway: &gateway.id,
+        boot: gateway.boot,
+        ts: &ts,
+        path: &event.path,
+        sensor,
+        reason: &crash.reason,
+        error: &crash.message,
+        evidence_hex,
+        evidence_truncated: crash.evidence_truncated,
+        restarts_in_window: crashed.restarts_in_window,
+        intensity: crashed.intensity,
+        period_ms: u64::try_from(crashed.period.as_millis()).unwrap_or(u64::MAX),
+        action: action.as_str(),
+        backoff_ms: match action {
+            Action::Restart { delay } => u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            _ => 0,
+        },
+    };
+    gateway.outbox.append(vec![Message::report(
+        sensor.into(),
+        gateway.topics.crash(sensor).into(),
+        payload::to_vec(&report),
+    )]);
+}
+
+/// Publishes the sensor's retained `state` when the event changes it.
+fn publish_state(
+    event: &Event,
+    sensor: &str,
+    gateway: &Gateway,
+    uplink: &Uplink,
+    states: &mut HashMap<String, (&'static str, u32)>,
+) {
     let previous = states.get(sensor).copied().unwrap_or(("stopped", 0));
     let next = match &event.kind {
         EventKind::Started { restarts } => ("running", *restarts),

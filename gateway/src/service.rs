@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use edgevisor_runtime::Supervisor;
+use edgevisor_runtime::{Supervisor, SupervisorHandle};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::Instant;
 
@@ -16,6 +16,7 @@ use crate::outbox::{notice, Outbox};
 use crate::payload::{self, Status};
 use crate::sensor::Gateway;
 use crate::shutdown::Background;
+use crate::systemd::Systemd;
 use crate::topics::Topics;
 use crate::uplink::Uplink;
 use crate::{boot, reload, reports, tree};
@@ -37,112 +38,150 @@ const DRAIN: Duration = Duration::from_secs(10);
 const BACKGROUND_STOP: Duration = Duration::from_secs(2);
 
 /// Runs the service until a signal or the root's exhaustion.
-pub async fn run(mut config: Config) -> anyhow::Result<Ending> {
-    let state_dir = config.gateway.state_dir.clone();
-    let boot = boot::next_boot(&state_dir).with_context(|| {
-        format!(
-            "cannot keep the boot counter in state_dir {}",
-            state_dir.display()
-        )
-    })?;
-    let topics = Topics::new(&config.upstream.topic_prefix, &config.gateway.id);
-    let (outbox, opened) = Outbox::open(&state_dir, config.upstream.outbox_max_bytes);
-    outbox.append(notice::on_open(&opened, &config.gateway.id, boot, &topics));
-    let will = payload::to_vec(&status("offline", boot, None));
-    let uplink = Arc::new(
-        Uplink::start(&config.upstream, topics.status(), will, outbox.clone())
-            .context("cannot set up the upstream connection")?,
-    );
-    let started_at = payload::timestamp(SystemTime::now());
-    uplink.set_retained(
-        topics.status(),
-        payload::to_vec(&status("online", boot, Some(&started_at))),
-    );
-    let gateway = Gateway::new(
-        config.gateway.id.clone(),
-        boot,
-        topics.clone(),
-        outbox.clone(),
-    );
-    tracing::info!(gateway = %config.gateway.id, boot, upstream = %config.upstream.url, "starting");
+pub async fn run(config: Config) -> anyhow::Result<Ending> {
+    let mut service = Service::start(config)?;
+    let ending = service.serve().await?;
+    service.stop(ending).await;
+    Ok(ending)
+}
 
-    let supervisor = Supervisor::new("root", tree::root(&config, &gateway))
-        .context("the config describes an invalid tree")?
-        .event_capacity(65_536);
-    let events = supervisor.subscribe();
-    let root = supervisor.spawn();
-    let mut background = Background::default();
-    let (groups, tree) = (group_ids(&config), root.clone());
-    let (reporting, linked) = (gateway.clone(), uplink.clone());
-    background.spawn("crash reports", move |shutdown| {
-        reports::run(events, tree, reporting, linked, groups, shutdown)
-    });
-    background.spawn_loop(
-        "status publisher",
-        publish_status(
-            uplink.clone(),
-            gateway.clone(),
+/// A running service: what `run` starts, serves signals with, and stops.
+struct Service {
+    config: Config,
+    boot: u64,
+    topics: Topics,
+    outbox: Outbox,
+    uplink: Arc<Uplink>,
+    gateway: Arc<Gateway>,
+    root: SupervisorHandle,
+    background: Background,
+    systemd: Systemd,
+}
+
+impl Service {
+    /// Boot counter, outbox, uplink, the tree, then its background tasks.
+    fn start(config: Config) -> anyhow::Result<Self> {
+        let state_dir = config.gateway.state_dir.clone();
+        let boot = boot::next_boot(&state_dir).with_context(|| {
+            format!(
+                "cannot keep the boot counter in state_dir {}",
+                state_dir.display()
+            )
+        })?;
+        let topics = Topics::new(&config.upstream.topic_prefix, &config.gateway.id);
+        let (outbox, opened) = Outbox::open(&state_dir, config.upstream.outbox_max_bytes);
+        outbox.append(notice::on_open(&opened, &config.gateway.id, boot, &topics));
+        let will = payload::to_vec(&status("offline", boot, None));
+        let uplink = Arc::new(
+            Uplink::start(&config.upstream, topics.status(), will, outbox.clone())
+                .context("cannot set up the upstream connection")?,
+        );
+        let started_at = payload::timestamp(SystemTime::now());
+        uplink.set_retained(
+            topics.status(),
+            payload::to_vec(&status("online", boot, Some(&started_at))),
+        );
+        let gateway = Gateway::new(
+            config.gateway.id.clone(),
+            boot,
+            topics.clone(),
             outbox.clone(),
-            started_at.clone(),
-        ),
-    );
-    let watched = crate::systemd::Watched {
-        root: root.clone(),
-        uplink: uplink.clone(),
-        outbox: outbox.clone(),
-        groups: group_ids(&config),
-        keep_alive: config.upstream.keep_alive,
-    };
-    let systemd = crate::systemd::Systemd::start(watched, &mut background);
+        );
+        tracing::info!(gateway = %config.gateway.id, boot, upstream = %config.upstream.url, "starting");
+        let supervisor = Supervisor::new("root", tree::root(&config, &gateway))
+            .context("the config describes an invalid tree")?
+            .event_capacity(65_536);
+        let events = supervisor.subscribe();
+        let root = supervisor.spawn();
+        let mut background = Background::default();
+        let (groups, tree) = (group_ids(&config), root.clone());
+        let (reporting, linked) = (gateway.clone(), uplink.clone());
+        background.spawn("crash reports", move |shutdown| {
+            reports::run(events, tree, reporting, linked, groups, shutdown)
+        });
+        let publisher = publish_status(uplink.clone(), gateway.clone(), outbox.clone(), started_at);
+        background.spawn_loop("status publisher", publisher);
+        let watched = crate::systemd::Watched {
+            root: root.clone(),
+            uplink: uplink.clone(),
+            outbox: outbox.clone(),
+            groups: group_ids(&config),
+            keep_alive: config.upstream.keep_alive,
+        };
+        let systemd = Systemd::start(watched, &mut background);
+        Ok(Self {
+            config,
+            boot,
+            topics,
+            outbox,
+            uplink,
+            gateway,
+            root,
+            background,
+            systemd,
+        })
+    }
 
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
-    let ending = loop {
-        tokio::select! {
-            _ = term.recv() => break Ending::Clean,
-            _ = int.recv() => break Ending::Clean,
-            _ = hup.recv() => {
-                tracing::info!(config = %config.path.display(), "SIGHUP: reloading");
-                systemd.reloading();
-                let path = config.path.clone();
-                reload::reload(&path, &mut config, &root, &gateway).await;
-                systemd.reloaded();
+    /// Serves signals until a stop (SIGTERM, SIGINT) or the root's
+    /// exhaustion; SIGHUP reloads.
+    async fn serve(&mut self) -> anyhow::Result<Ending> {
+        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+        let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => return Ok(Ending::Clean),
+                _ = int.recv() => return Ok(Ending::Clean),
+                _ = hup.recv() => self.reload().await,
+                result = self.root.wait() => return Ok(match result {
+                    Err(exhausted) => {
+                        tracing::error!(error = %exhausted, "root supervisor gave up");
+                        Ending::RootExhausted
+                    }
+                    Ok(()) => Ending::Clean,
+                }),
             }
-            result = root.wait() => match result {
-                Err(exhausted) => {
-                    tracing::error!(error = %exhausted, "root supervisor gave up");
-                    break Ending::RootExhausted;
-                }
-                Ok(()) => break Ending::Clean,
-            },
-        }
-    };
-    systemd.stopping();
-    match ending {
-        Ending::Clean => {
-            tracing::info!("stopping: sensors first, then draining the outbox");
-            let _ = root.shutdown().await;
-            background.stop(BACKGROUND_STOP).await;
-            let stopped = payload::to_vec(&status("stopped", boot, None));
-            uplink
-                .stop(topics.status(), stopped, Instant::now() + DRAIN)
-                .await;
-            let left = outbox.stats().depth;
-            if left > 0 {
-                tracing::warn!(left, "stopped before the outbox drained");
-            }
-        }
-        Ending::RootExhausted => {
-            background.stop(BACKGROUND_STOP).await;
-            // No clean disconnect: the broker publishes the Last Will.
-            uplink.wait_drained(Instant::now() + DRAIN).await;
         }
     }
-    // Commit what is still staged (and the acks' deletions) before exiting.
-    let flush = outbox.clone();
-    let _ = tokio::task::spawn_blocking(move || flush.sync()).await;
-    Ok(ending)
+
+    async fn reload(&mut self) {
+        tracing::info!(config = %self.config.path.display(), "SIGHUP: reloading");
+        self.systemd.reloading();
+        let path = self.config.path.clone();
+        reload::reload(&path, &mut self.config, &self.root, &self.gateway).await;
+        self.systemd.reloaded();
+    }
+
+    /// Stops in order: the tree, the background tasks (joined), the uplink
+    /// (after draining, with `stopped`, or leaving the Last Will when the
+    /// root gave up), then commits what is still staged.
+    async fn stop(self, ending: Ending) {
+        self.systemd.stopping();
+        match ending {
+            Ending::Clean => {
+                tracing::info!("stopping: sensors first, then draining the outbox");
+                let _ = self.root.shutdown().await;
+                self.background.stop(BACKGROUND_STOP).await;
+                let stopped = payload::to_vec(&status("stopped", self.boot, None));
+                let deadline = Instant::now() + DRAIN;
+                self.uplink
+                    .stop(self.topics.status(), stopped, deadline)
+                    .await;
+                let left = self.outbox.stats().depth;
+                if left > 0 {
+                    tracing::warn!(left, "stopped before the outbox drained");
+                }
+            }
+            Ending::RootExhausted => {
+                self.background.stop(BACKGROUND_STOP).await;
+                // No clean disconnect: the broker publishes the Last Will.
+                self.uplink.wait_drained(Instant::now() + DRAIN).await;
+            }
+        }
+        // Commit what is still staged (and the acks' deletions) before exiting.
+        let flush = self.outbox.clone();
+        let _ = tokio::task::spawn_blocking(move || flush.sync()).await;
+    }
 }
 
 fn group_ids(config: &Config) -> Vec<String> {

@@ -92,6 +92,12 @@ pub enum TerminateChildError {
     NotRunning(String),
 }
 
+/// A supervisor that no longer serves requests (stopping, stopped, or gave
+/// up), named by its path.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("supervisor {0} is not running")]
+pub struct SupervisorStopped(pub String);
+
 /// The root supervisor gave up: more restarts than its intensity allows, or a
 /// child escalated. The gateway exits with code 3 on this.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]

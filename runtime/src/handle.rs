@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::child::ChildSpec;
-use crate::error::{Exhausted, StartChildError, TerminateChildError};
+use crate::error::{Exhausted, StartChildError, SupervisorStopped, TerminateChildError};
 use crate::event::Event;
 use crate::snapshot::TreeSnapshot;
 use crate::supervisor::{Command, Shared, Strategy};
@@ -65,6 +65,21 @@ impl SupervisorHandle {
             .send(Box::new(Command::Terminate(id.into(), reply)))
             .map_err(|_| not_running())?;
         answer.await.map_err(|_| not_running())?
+    }
+
+    /// Resolves once the supervisor's loop has answered: it serves commands
+    /// (so its initial start is done) and is not stuck in a start phase or
+    /// deadlocked. `Err` when it has stopped. A watchdog wraps it in a
+    /// timeout; it changes nothing in the tree.
+    pub async fn ping(&self) -> Result<(), SupervisorStopped> {
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .commands
+            .send(Box::new(Command::Ping(reply)))
+            .map_err(|_| SupervisorStopped(self.shared.path.to_string()))?;
+        answer
+            .await
+            .map_err(|_| SupervisorStopped(self.shared.path.to_string()))
     }
 
     /// The handle of the running nested supervisor `id`, if there is one.

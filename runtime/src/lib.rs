@@ -42,7 +42,7 @@ mod supervisor;
 
 pub use child::{ChildContext, ChildKind, ChildSpec, Restart, Running, Shutdown, Starting};
 pub use crash::{reason, Crash, MAX_EVIDENCE};
-pub use error::{Exhausted, SpecError, StartChildError, TerminateChildError};
+pub use error::{Exhausted, SpecError, StartChildError, SupervisorStopped, TerminateChildError};
 pub use event::{Action, Event, EventKind, StopReason};
 pub use handle::SupervisorHandle;
 pub use policy::{OnExhausted, RestartPolicy};

@@ -103,7 +103,7 @@ struct Status {
 
 /// The receiving half of an MQTT link.
 pub(crate) struct MqttLink {
-    rx: mpsc::Receiver<(String, Bytes)>,
+    rx: mpsc::Receiver<Bytes>,
     decoder: ReadingDecoder,
     pending: VecDeque<Result<Reading, CorruptFrame>>,
     read_timeout: Duration,
@@ -132,24 +132,24 @@ impl MqttLink {
                 }
                 None => {}
             }
-            let (topic, payload) =
-                match tokio::time::timeout(self.read_timeout, self.rx.recv()).await {
-                    Err(_) => return Err(LinkError::Timeout(self.read_timeout)),
-                    Ok(None) => {
-                        return Err(LinkError::io(
-                            "mqtt event loop",
-                            std::io::Error::other("stopped"),
-                        ))
-                    }
-                    Ok(Some(m)) => m,
-                };
+            let payload = match tokio::time::timeout(self.read_timeout, self.rx.recv()).await {
+                Err(_) => return Err(LinkError::Timeout(self.read_timeout)),
+                Ok(None) => {
+                    return Err(LinkError::io(
+                        "mqtt event loop",
+                        std::io::Error::other("stopped"),
+                    ))
+                }
+                Ok(Some(m)) => m,
+            };
             self.stats.bytes += payload.len() as u64;
             // Messages are independent: a bad one never stops the next.
             let decoded = self.decoder.decode_message(&payload);
-            self.pending.extend(decoded.into_iter().map(|r| {
-                r.map(|x| x.with_topic(&topic))
-                    .map_err(CorruptFrame::continuable)
-            }));
+            self.pending.extend(
+                decoded
+                    .into_iter()
+                    .map(|r| r.map_err(CorruptFrame::continuable)),
+            );
         }
     }
 
@@ -214,7 +214,7 @@ async fn drive(
     client: AsyncClient,
     mut eventloop: EventLoop,
     config: MqttConfig,
-    tx: mpsc::Sender<(String, Bytes)>,
+    tx: mpsc::Sender<Bytes>,
     status: watch::Sender<Status>,
 ) {
     let backoff = reconnect_backoff(&config);
@@ -235,7 +235,7 @@ async fn drive(
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => status.send_modify(|s| s.subscribed = true),
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                if tx.send((p.topic, p.payload)).await.is_err() {
+                if tx.send(p.payload).await.is_err() {
                     return; // the link was dropped
                 }
             }

@@ -5,13 +5,8 @@
 
 use std::time::Duration;
 
-use edgevisor_runtime::{SupervisorHandle, TerminateChildError};
+use edgevisor_runtime::SupervisorHandle;
 use tokio::time::Instant;
-
-/// A child id no config can use (ids are validated as names), asked to be
-/// terminated as a liveness probe: only a serving supervisor loop answers
-/// "no such child", and it changes nothing.
-const PROBE_ID: &str = "\u{0}edgevisor-liveness-probe";
 
 /// How the root supervisor answered a probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,19 +20,16 @@ pub enum RootHealth {
     Unresponsive,
 }
 
-/// Asks the root a question only its serving loop answers. The supervisor
-/// handles commands only after its initial start phase, so the first
-/// `Serving` also means "the tree is up".
+/// Pings the root: only its serving loop answers. The supervisor handles
+/// commands only after its initial start phase, so the first `Serving` also
+/// means "the tree is up".
 pub async fn probe_root(root: &SupervisorHandle, timeout: Duration) -> RootHealth {
     if root.is_finished() {
         return RootHealth::Finished;
     }
-    match tokio::time::timeout(timeout, root.terminate_child(PROBE_ID)).await {
-        Ok(Err(TerminateChildError::NotFound { .. })) => RootHealth::Serving,
-        // `Ok(Ok(()))` cannot happen (no child has that id); treat it as an
-        // answer all the same.
+    match tokio::time::timeout(timeout, root.ping()).await {
         Ok(Ok(())) => RootHealth::Serving,
-        Ok(Err(TerminateChildError::NotRunning(_))) => RootHealth::Finished,
+        Ok(Err(_)) => RootHealth::Finished,
         Err(_) => RootHealth::Unresponsive,
     }
 }

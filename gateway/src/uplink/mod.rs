@@ -13,11 +13,13 @@
 //! - `options`: the CONNECT packet, Last Will, credentials, TLS;
 //! - `connection`: TCP/TLS and the CONNECT/CONNACK handshake;
 //! - `wire`: one connection's traffic;
+//! - `keepalive`: when to ping and when to give up (pure, unit-tested);
 //! - `session`: packet ids to outbox ids (pure, unit-tested);
 //! - `feeder`: retained values, then the outbox, within the window.
 
 mod connection;
 mod feeder;
+mod keepalive;
 mod options;
 mod session;
 mod wire;

@@ -20,6 +20,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 
 use super::connection::{read_packet, ConnectionError, Stream};
 use super::feeder::{fill, Encoder};
+use super::keepalive::{Due, KeepAlive};
 use super::session::{Origin, Session};
 use super::{Parts, WINDOW};
 use crate::outbox::Cursor;
@@ -47,11 +48,7 @@ pub async fn serve(
     let mut encoder = Encoder::default();
     let mut cursor = Cursor::default();
     let mut out = BytesMut::with_capacity(SEND_BUFFER);
-    let mut last_sent = Instant::now();
-    // Since when an answer (PUBACK or PINGRESP) is owed with none heard:
-    // a broker silent for `keep_alive` past it is taken for gone.
-    let mut owed_since: Option<Instant> = None;
-    let mut ping_sent = false;
+    let mut clock = KeepAlive::new(keep_alive, Instant::now());
     parts.retained.mark_all_dirty();
     let mut last_turn = Instant::now();
     loop {
@@ -64,8 +61,8 @@ pub async fn serve(
             sleep_until(next_turn).await;
         }
         last_turn = Instant::now();
-        if apply_incoming(&mut incoming, &mut session, parts, &mut ping_sent)? {
-            owed_since = (session.in_flight() > 0 || ping_sent).then(Instant::now);
+        if let Some(heard) = apply_incoming(&mut incoming, &mut session, parts)? {
+            clock.heard(Instant::now(), heard.pong, session.in_flight() > 0);
         }
         if *stop.borrow() {
             Disconnect.write(&mut out).ok();
@@ -87,21 +84,13 @@ pub async fn serve(
             .store(session.in_flight(), Ordering::Relaxed);
         if !out.is_empty() {
             send(&mut writer, &mut out, keep_alive).await?;
-            last_sent = Instant::now();
-            owed_since.get_or_insert(last_sent);
+            clock.sent(Instant::now());
             continue;
         }
         let has_room = session.room() > 0;
-        let ping_at = (!ping_sent).then(|| last_sent + keep_alive);
-        let give_up_at = owed_since.map(|since| since + keep_alive);
-        let timer = match (ping_at, give_up_at) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b).unwrap_or_else(|| last_sent + keep_alive),
-        };
         tokio::select! {
             read = read_some(&mut reader, &mut incoming) => {
-                let n = read.map_err(ConnectionError::io("read from the broker"))?;
-                if n == 0 {
+                if read.map_err(ConnectionError::io("read from the broker"))? == 0 {
                     return Err(ConnectionError::Io {
                         context: "read from the broker",
                         source: std::io::ErrorKind::UnexpectedEof.into(),
@@ -111,21 +100,17 @@ pub async fn serve(
             _ = parts.outbox.appended(), if has_room => {}
             _ = parts.retained.changed.notified(), if has_room => {}
             _ = stop.changed() => {}
-            _ = sleep_until(timer) => {
-                let now = Instant::now();
-                if give_up_at.is_some_and(|at| at <= now) {
-                    return Err(ConnectionError::Timeout(
-                        "the broker stopped answering (no PUBACK or PINGRESP within keep_alive)",
-                    ));
-                }
-                if ping_at.is_some_and(|at| at <= now) {
+            _ = sleep_until(clock.deadline()) => match clock.due(Instant::now()) {
+                Due::GiveUp => return Err(ConnectionError::Timeout(
+                    "the broker stopped answering (no PUBACK or PINGRESP within keep_alive)",
+                )),
+                Due::Ping => {
                     PingReq.write(&mut out).ok();
                     send(&mut writer, &mut out, keep_alive).await?;
-                    last_sent = Instant::now();
-                    ping_sent = true;
-                    owed_since.get_or_insert(last_sent);
+                    clock.pinged(Instant::now());
                 }
-            }
+                Due::Nothing => {}
+            },
         }
     }
 }
@@ -157,20 +142,25 @@ async fn send(
     Ok(())
 }
 
+/// What the packets of one read said, beyond the acks.
+struct Heard {
+    /// A PINGRESP was among them.
+    pong: bool,
+}
+
 /// Applies every whole packet read so far: the outbox messages of all the
-/// PUBACKs among them are acknowledged in one call. True if any packet was
-/// there (the broker is alive).
+/// PUBACKs among them are acknowledged in one call. `None` when no whole
+/// packet was there.
 fn apply_incoming(
     incoming: &mut BytesMut,
     session: &mut Session,
     parts: &Parts,
-    ping_sent: &mut bool,
-) -> Result<bool, ConnectionError> {
+) -> Result<Option<Heard>, ConnectionError> {
     let mut acked = Vec::new();
     let mut released = 0u64;
-    let mut heard = false;
+    let mut heard = None;
     while let Some(packet) = read_packet(incoming)? {
-        heard = true;
+        let heard = heard.get_or_insert(Heard { pong: false });
         match packet {
             Packet::PubAck(ack) => match session.acked(ack.pkid) {
                 Some(Origin::Outbox(id)) => {
@@ -180,7 +170,7 @@ fn apply_incoming(
                 Some(Origin::Retained) => released += 1,
                 None => tracing::debug!(pkid = ack.pkid, "PUBACK for no publish in flight"),
             },
-            Packet::PingResp => *ping_sent = false,
+            Packet::PingResp => heard.pong = true,
             Packet::Disconnect => {
                 return Err(ConnectionError::Protocol(
                     "the broker closed the session".into(),

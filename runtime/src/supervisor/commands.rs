@@ -26,6 +26,9 @@ impl Core {
                 let result = self.remove_child(&id).await;
                 let _ = reply.send(result);
             }
+            Command::Ping(reply) => {
+                let _ = reply.send(());
+            }
         }
     }
 
@@ -88,5 +91,7 @@ pub(super) fn refuse(path: &str, command: Command) {
         Command::Terminate(_, reply) => {
             let _ = reply.send(Err(TerminateChildError::NotRunning(path.to_string())));
         }
+        // Dropping the reply tells the caller nobody serves any more.
+        Command::Ping(_) => {}
     }
 }

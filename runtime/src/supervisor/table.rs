@@ -26,6 +26,8 @@ use crate::supervisor::Strategy;
 pub(crate) enum Command {
     Start(ChildSpec, oneshot::Sender<Result<(), StartChildError>>),
     Terminate(Arc<str>, oneshot::Sender<Result<(), TerminateChildError>>),
+    /// A liveness probe: only a serving loop answers it.
+    Ping(oneshot::Sender<()>),
 }
 
 /// What handles, snapshots and the run loop of one supervisor share.
