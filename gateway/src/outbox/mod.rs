@@ -16,13 +16,14 @@
 //! - `db`: the SQLite file: open, pragmas, `quick_check`, moving a corrupt
 //!   file aside;
 //! - `staged`: messages accepted but not yet committed, and the figures the
-//!   durable backend keeps in memory;
+//!   durable backend keeps in memory; `batch`: what one commit carries;
 //! - `writer`: the thread that commits staged messages in batches and
 //!   survives disk faults;
 //! - `durable`: the durable backend that ties them together;
 //! - `inspect`: `edgevisor outbox stats|verify`;
 //! - `notice`: crash reports about the outbox itself.
 
+mod batch;
 mod db;
 mod durable;
 mod handle;
