@@ -4,12 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use tokio::sync::Notify;
 
 use super::durable::{Durable, Opened};
-use super::{Cursor, Message, Stats, Store, Stored};
+use super::memory::MemoryStore;
+use super::{Cursor, Message, Stats, Stored};
 
 /// What the handle needs from a backend. Methods take `&self`: a backend
 /// does its own locking, so a slow disk never holds up a reader behind one
@@ -38,34 +39,6 @@ pub trait Backend: Send + Sync + 'static {
     }
 }
 
-/// Any synchronous [`Store`] becomes a backend behind a mutex.
-impl<S: Store> Backend for Mutex<S> {
-    fn append(&self, batch: Vec<Message>) {
-        self.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .append(batch);
-    }
-    fn read(&self, cursor: Cursor, limit: usize) -> Vec<Stored> {
-        self.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .read(cursor, limit)
-    }
-    fn ack(&self, ids: &[u64]) {
-        self.lock().unwrap_or_else(PoisonError::into_inner).ack(ids);
-    }
-    fn stats(&self) -> Stats {
-        self.lock().unwrap_or_else(PoisonError::into_inner).stats()
-    }
-    fn sync(&self) {
-        self.lock().unwrap_or_else(PoisonError::into_inner).sync();
-    }
-    fn accepted(&self) -> BTreeMap<String, u64> {
-        self.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .accepted()
-    }
-}
-
 /// A cloneable handle on the outbox shared by sensors, reports and uplink.
 #[derive(Clone)]
 pub struct Outbox {
@@ -75,8 +48,8 @@ pub struct Outbox {
 
 impl Outbox {
     /// Wraps an in-memory backend (tests, the demo).
-    pub fn new(store: impl Store) -> Self {
-        Self::with_backend(Mutex::new(store))
+    pub fn new(store: MemoryStore) -> Self {
+        Self::with_backend(store)
     }
 
     /// Wraps any backend.

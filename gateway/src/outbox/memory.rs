@@ -3,15 +3,21 @@
 //! SQLite backend must behave like.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use super::{Class, Cursor, Message, Stats, Store, Stored};
+use super::{Backend, Class, Cursor, Message, Stats, Stored};
+
+/// The in-memory backend. Every call is short and never touches a disk, so
+/// one mutex around the queues is all the locking it needs.
+pub struct MemoryStore {
+    queues: Mutex<Queues>,
+}
 
 /// Messages in two id-ordered queues, one per class.
-pub struct MemoryStore {
+struct Queues {
     max_bytes: u64,
     next_id: u64,
     bytes: u64,
@@ -37,6 +43,46 @@ impl MemoryStore {
     /// An empty store that holds at most `max_bytes` of topics and payloads.
     pub fn new(max_bytes: u64) -> Self {
         Self {
+            queues: Mutex::new(Queues::new(max_bytes)),
+        }
+    }
+
+    /// The queues. A panic while holding the lock leaves them consistent
+    /// (every method updates `bytes` with the queue it changes), so a
+    /// poisoned lock is taken over rather than spreading the panic.
+    fn lock(&self) -> MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Backend for MemoryStore {
+    fn append(&self, batch: Vec<Message>) {
+        self.lock().append(batch);
+    }
+
+    fn read(&self, cursor: Cursor, limit: usize) -> Vec<Stored> {
+        self.lock().read(cursor, limit)
+    }
+
+    fn ack(&self, ids: &[u64]) {
+        self.lock().ack(ids);
+    }
+
+    fn stats(&self) -> Stats {
+        self.lock().stats()
+    }
+
+    /// Nothing to wait for: memory is as durable as this backend gets.
+    fn sync(&self) {}
+
+    fn accepted(&self) -> BTreeMap<String, u64> {
+        self.lock().accepted.clone()
+    }
+}
+
+impl Queues {
+    fn new(max_bytes: u64) -> Self {
+        Self {
             max_bytes,
             next_id: 1,
             bytes: 0,
@@ -61,9 +107,7 @@ impl MemoryStore {
             *self.dropped.entry(entry.sensor.to_string()).or_default() += 1;
         }
     }
-}
 
-impl Store for MemoryStore {
     fn append(&mut self, batch: Vec<Message>) {
         let now = Instant::now();
         for m in batch {
@@ -87,7 +131,7 @@ impl Store for MemoryStore {
         self.enforce_bound();
     }
 
-    fn read(&mut self, cursor: Cursor, limit: usize) -> Vec<Stored> {
+    fn read(&self, cursor: Cursor, limit: usize) -> Vec<Stored> {
         let mut out = Vec::with_capacity(limit.min(1024));
         for (class, after) in [
             (Class::Report, cursor.report),
@@ -136,10 +180,6 @@ impl Store for MemoryStore {
             fsyncs: 0,
         }
     }
-
-    fn accepted(&self) -> BTreeMap<String, u64> {
-        self.accepted.clone()
-    }
 }
 
 #[cfg(test)]
@@ -158,7 +198,7 @@ mod tests {
 
     #[test]
     fn reports_come_before_telemetry_each_oldest_first() {
-        let mut s = MemoryStore::new(1 << 20);
+        let s = MemoryStore::new(1 << 20);
         s.append(vec![
             msg(Class::Telemetry, "a", 1),
             msg(Class::Report, "a", 1),
@@ -182,7 +222,7 @@ mod tests {
 
     #[test]
     fn unacked_messages_are_read_again_from_a_fresh_cursor() {
-        let mut s = MemoryStore::new(1 << 20);
+        let s = MemoryStore::new(1 << 20);
         s.append((0..5).map(|_| msg(Class::Telemetry, "a", 1)).collect());
         s.ack(&[1, 3]);
         let ids: Vec<u64> = s.read(Cursor::default(), 10).iter().map(|m| m.id).collect();
@@ -191,7 +231,7 @@ mod tests {
 
     #[test]
     fn past_the_bound_the_oldest_telemetry_goes_first_and_is_counted() {
-        let mut s = MemoryStore::new(300);
+        let s = MemoryStore::new(300);
         s.append(vec![msg(Class::Report, "r", 90)]);
         s.append((0..4).map(|_| msg(Class::Telemetry, "a", 90)).collect());
         let stats = s.stats();
@@ -207,7 +247,7 @@ mod tests {
 
     #[test]
     fn oldest_age_follows_what_is_still_held() {
-        let mut s = MemoryStore::new(1 << 20);
+        let s = MemoryStore::new(1 << 20);
         assert_eq!(s.stats().oldest_age, None);
         s.append(vec![
             msg(Class::Telemetry, "a", 1),

@@ -149,24 +149,3 @@ pub struct Stats {
     /// checkpoint).
     pub fsyncs: u64,
 }
-
-/// Operations every backend provides. Calls are synchronous and short; the
-/// [`Outbox`] handle serialises them.
-pub trait Store: Send + 'static {
-    /// Stores a batch; each message gets the next id.
-    fn append(&mut self, batch: Vec<Message>);
-    /// Up to `limit` messages after `cursor`: reports first, then telemetry,
-    /// each in id order.
-    fn read(&mut self, cursor: Cursor, limit: usize) -> Vec<Stored>;
-    /// Forgets acknowledged messages (unknown ids are ignored).
-    fn ack(&mut self, ids: &[u64]);
-    /// Current figures.
-    fn stats(&self) -> Stats;
-    /// Makes everything appended so far durable (no-op in memory).
-    fn sync(&mut self) {}
-    /// Highest telemetry `seq` per sensor accepted so far (for a durable
-    /// backend: committed to disk or acknowledged by the broker).
-    fn accepted(&self) -> BTreeMap<String, u64> {
-        BTreeMap::new()
-    }
-}
