@@ -14,12 +14,14 @@ mod stats;
 mod stream;
 pub mod tcp;
 pub mod tcp_listen;
+mod url;
 
 use std::time::Duration;
 
 pub use error::{EndReason, LinkError};
 pub use stats::LinkStats;
 pub use stream::READ_CHUNK;
+pub use url::{split_host_port, AddressError, BrokerUrl, InvalidUrl, MQTTS_PORT, MQTT_PORT};
 
 use crate::Reading;
 use stream::StreamLink;

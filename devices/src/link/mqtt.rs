@@ -20,14 +20,15 @@ use tokio::task::JoinHandle;
 
 use super::error::LinkError;
 use super::stats::LinkStats;
-use super::Link;
+use super::{BrokerUrl, Link};
 use crate::codec::{CodecConfig, CodecKind, CorruptFrame, ReadingDecoder};
 use crate::Reading;
 
 /// A `transport = "mqtt"` sensor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MqttConfig {
-    /// `mqtt://host:port` (port defaults to 1883; no TLS for local brokers).
+    /// `mqtt://host[:port]` (port defaults to 1883). Parsed as a
+    /// [`BrokerUrl`]; `mqtts://` is refused, as sensor brokers are local.
     pub url: String,
     /// Topic filters, wildcards allowed.
     pub topics: Vec<String>,
@@ -70,27 +71,25 @@ impl MqttConfig {
     }
 }
 
-/// A broker URL this link cannot use.
+/// A sensor broker URL this link cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid mqtt url {0:?}: expected mqtt://host[:port]")]
-pub struct InvalidUrl(pub String);
+pub enum UnusableUrl {
+    /// Not a broker URL at all.
+    #[error(transparent)]
+    Invalid(#[from] super::InvalidUrl),
+    /// `mqtts://`: this link has no TLS, because sensor brokers run on the
+    /// gateway or its LAN.
+    #[error("{0:?}: sensor links speak plain MQTT; use mqtt://")]
+    Tls(String),
+}
 
-/// Splits `mqtt://host[:port]` into host and port (default 1883).
-pub fn parse_url(url: &str) -> Result<(String, u16), InvalidUrl> {
-    let bad = || InvalidUrl(url.to_owned());
-    let rest = url.strip_prefix("mqtt://").ok_or_else(bad)?;
-    let rest = rest.trim_end_matches('/');
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-            (h, p.parse::<u16>().map_err(|_| bad())?)
-        }
-        _ => (rest, 1883),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() || host.contains('/') {
-        return Err(bad());
+/// Parses `url`, refusing `mqtts://` (see [`UnusableUrl::Tls`]).
+pub fn plain_url(url: &str) -> Result<BrokerUrl, UnusableUrl> {
+    let parsed: BrokerUrl = url.parse()?;
+    if parsed.tls {
+        return Err(UnusableUrl::Tls(url.to_owned()));
     }
-    Ok((host.to_owned(), port))
+    Ok(parsed)
 }
 
 /// What the event-loop task reports about the connection.
@@ -164,13 +163,13 @@ impl MqttLink {
 /// `io` if that does not happen within `connect_timeout`.
 pub async fn subscribe(config: &MqttConfig) -> Result<Link, LinkError> {
     let context = format!("mqtt subscribe {}", config.url);
-    let (host, port) = parse_url(&config.url).map_err(|e| {
+    let url = plain_url(&config.url).map_err(|e| {
         LinkError::io(
             &context,
             std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
         )
     })?;
-    let mut opts = MqttOptions::new(&config.client_id, host, port);
+    let mut opts = MqttOptions::new(&config.client_id, url.host, url.port);
     opts.set_keep_alive(config.keep_alive);
     opts.set_clean_session(true);
     // Oversized messages must reach the codec (and be reported as corrupt),
@@ -279,16 +278,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_parse() {
+    fn sensor_links_take_plain_mqtt_only() {
+        assert_eq!(plain_url("mqtt://[::1]:1999").map(|u| u.port), Ok(1999));
         assert_eq!(
-            parse_url("mqtt://127.0.0.1:1884"),
-            Ok(("127.0.0.1".into(), 1884))
+            plain_url("mqtts://broker:8883"),
+            Err(UnusableUrl::Tls("mqtts://broker:8883".into()))
         );
-        assert_eq!(parse_url("mqtt://broker"), Ok(("broker".into(), 1883)));
-        assert_eq!(parse_url("mqtt://[::1]:1999"), Ok(("::1".into(), 1999)));
-        assert!(parse_url("mqtts://broker:8883").is_err());
-        assert!(parse_url("mqtt://:1883").is_err());
-        assert!(parse_url("mqtt://h:port").is_err());
+        assert!(matches!(
+            plain_url("mqtt://:1883"),
+            Err(UnusableUrl::Invalid(_))
+        ));
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! Checks of single values: ids, broker URLs, addresses and MQTT topic
 //! filters. Each returns a message and a hint a person can act on.
 
+use edgevisor_devices::link::mqtt::plain_url;
+use edgevisor_devices::link::{split_host_port, InvalidUrl};
+
 use super::BrokerUrl;
 
 /// `[A-Za-z0-9_-]{1,64}`: safe as an MQTT topic level and a path segment.
@@ -19,27 +22,26 @@ pub fn id(kind: &str, id: &str) -> Result<(), (String, String)> {
     ))
 }
 
-/// `mqtt://host[:port]` or `mqtts://host[:port]`.
+/// `mqtt://host[:port]` or `mqtts://host[:port]`, parsed by
+/// [`BrokerUrl`]'s `FromStr`; this adds the hint.
 pub fn broker_url(url: &str) -> Result<BrokerUrl, (String, String)> {
-    let hint = || "write it as mqtt://host:1883 or mqtts://host:8883".to_string();
-    let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtt://") {
-        (false, rest)
-    } else if let Some(rest) = url.strip_prefix("mqtts://") {
-        (true, rest)
-    } else {
-        return Err((
-            format!("unsupported broker URL {url:?}: the scheme must be mqtt:// or mqtts://"),
-            hint(),
-        ));
-    };
-    let rest = rest.trim_end_matches('/');
-    let default_port = if tls { 8883 } else { 1883 };
-    let (host, port) = split_host_port(rest)
-        .map_err(|why| (format!("invalid broker URL {url:?}: {why}"), hint()))?;
-    Ok(BrokerUrl {
-        tls,
-        host: host.to_string(),
-        port: port.unwrap_or(default_port),
+    url.parse().map_err(|e: InvalidUrl| {
+        (
+            e.to_string(),
+            "write it as mqtt://host:1883 or mqtts://host:8883".to_string(),
+        )
+    })
+}
+
+/// A `transport = "mqtt"` sensor's broker: `mqtt://` only, because the
+/// link has no TLS (see `edgevisor_devices::link::mqtt::plain_url`);
+/// refused here so the mistake shows at its line, not at the first connect.
+pub fn sensor_broker_url(url: &str) -> Result<BrokerUrl, (String, String)> {
+    plain_url(url).map_err(|e| {
+        (
+            e.to_string(),
+            "sensor brokers are local: write it as mqtt://host:1883".to_string(),
+        )
     })
 }
 
@@ -51,31 +53,6 @@ pub fn host_port(address: &str) -> Result<(), (String, String)> {
         Ok((_, None)) => Err((format!("address {address:?} has no port"), hint())),
         Err(why) => Err((format!("invalid address {address:?}: {why}"), hint())),
     }
-}
-
-fn split_host_port(s: &str) -> Result<(&str, Option<u16>), String> {
-    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or("unclosed '[' in IPv6 address")?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match s.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (s, None),
-        }
-    };
-    if host.is_empty() || host.contains(['/', ' ', '@']) {
-        return Err("missing or invalid host".into());
-    }
-    let port = match port {
-        Some(p) => Some(
-            p.parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or(format!("invalid port {p:?}"))?,
-        ),
-        None => None,
-    };
-    Ok((host, port))
 }
 
 /// An MQTT topic filter: non-empty, `#` only as the whole last level, `+`
@@ -132,6 +109,8 @@ mod tests {
         assert!(broker_url("http://b:1883").is_err());
         assert!(broker_url("mqtt://:1883").is_err());
         assert!(broker_url("mqtt://b:99999").is_err());
+        assert!(sensor_broker_url("mqtt://b").is_ok());
+        assert!(sensor_broker_url("mqtts://b").is_err());
     }
 
     #[test]

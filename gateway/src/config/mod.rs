@@ -83,23 +83,9 @@ pub struct GatewayConfig {
     pub state_dir: PathBuf,
 }
 
-/// A broker address from an `mqtt://` or `mqtts://` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerUrl {
-    /// `mqtts://`.
-    pub tls: bool,
-    /// Host name or address.
-    pub host: String,
-    /// Port; default 1883, or 8883 with TLS.
-    pub port: u16,
-}
-
-impl std::fmt::Display for BrokerUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let scheme = if self.tls { "mqtts" } else { "mqtt" };
-        write!(f, "{scheme}://{}:{}", self.host, self.port)
-    }
-}
+/// The broker URL type is the devices crate's, so the config and the MQTT
+/// link accept exactly the same URLs.
+pub use edgevisor_devices::link::BrokerUrl;
 
 /// `[upstream]`.
 #[derive(Debug, Clone, PartialEq, Eq)]

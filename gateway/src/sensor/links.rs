@@ -45,9 +45,12 @@ pub async fn open(sensor: &SensorConfig, client_id: &str) -> Result<Link, LinkEr
             tcp::connect(&config).await
         }
         LinkConfig::Mqtt { url, topics } => {
-            let url = format!("mqtt://{}:{}", url.host, url.port);
-            let mut config =
-                link::mqtt::MqttConfig::new(url, topics.clone(), client_id, codec(sensor).kind);
+            let mut config = link::mqtt::MqttConfig::new(
+                url.to_string(),
+                topics.clone(),
+                client_id,
+                codec(sensor).kind,
+            );
             config.codec = codec(sensor);
             config.read_timeout = sensor.read_timeout;
             link::mqtt::subscribe(&config).await

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use super::faults::Fault;
 use super::{SimConfig, SimCounters, SimHandle};
 use edgevisor_devices::codec::CodecKind;
-use edgevisor_devices::link::mqtt::parse_url;
+use edgevisor_devices::link::mqtt::{plain_url, UnusableUrl};
 
 /// An MQTT-publishing sensor.
 #[derive(Debug)]
@@ -87,8 +87,9 @@ impl MqttSensor {
         url: &str,
         topic: &str,
         client_id: &str,
-    ) -> Result<Self, edgevisor_devices::link::mqtt::InvalidUrl> {
-        let (host, port) = parse_url(url)?;
+    ) -> Result<Self, UnusableUrl> {
+        let url = plain_url(url)?;
+        let (host, port) = (url.host, url.port);
         let acked = Arc::new(AtomicU64::new(0));
         let (topic, id, acks) = (topic.to_owned(), client_id.to_owned(), Arc::clone(&acked));
         let handle = SimHandle::spawn(&config, move |counters, mut commands| async move {

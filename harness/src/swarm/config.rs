@@ -78,9 +78,9 @@ impl RunConfig<'_> {
 
 /// The port of a `--broker` URL (`mqtt://host[:port]`).
 pub(super) fn broker_port(url: &str) -> anyhow::Result<u16> {
-    let (_host, port) = edgevisor_devices::link::mqtt::parse_url(url)
+    let url = edgevisor_devices::link::mqtt::plain_url(url)
         .with_context(|| format!("invalid --broker {url}"))?;
-    Ok(port)
+    Ok(url.port)
 }
 
 #[cfg(test)]

@@ -154,7 +154,7 @@ fn mqtt(s: &RawSensor, problems: &mut Vec<Problem>) -> Option<LinkConfig> {
             bad(problems, t.span(), e);
         }
     }
-    let url = checks::broker_url(url.get_ref())
+    let url = checks::sensor_broker_url(url.get_ref())
         .map_err(|e| bad(problems, url.span(), e))
         .ok()?;
     Some(LinkConfig::Mqtt {
