@@ -13,7 +13,7 @@ use crate::sensor::{self, Gateway};
 /// The root supervisor's spec.
 pub fn root(config: &Config, gateway: &Arc<Gateway>) -> SupervisorSpec {
     SupervisorSpec::new(Strategy::OneForOne)
-        .policy(sensor::restart_policy(&config.root).escalate())
+        .policy(config.root.restart_policy().escalate())
         .children(
             config
                 .children
@@ -32,9 +32,9 @@ pub fn root_child(child: &RootChild, gateway: &Arc<Gateway>) -> ChildSpec {
 
 fn group(group: &GroupConfig, gateway: &Arc<Gateway>) -> ChildSpec {
     let spec = SupervisorSpec::new(group.strategy)
-        .policy(sensor::restart_policy(&group.policy))
+        .policy(group.policy.restart_policy())
         .children(group.sensors.iter().map(|s| sensor::child_spec(s, gateway)));
-    ChildSpec::supervisor(group.id.clone(), spec).policy(sensor::restart_policy(&group.policy))
+    ChildSpec::supervisor(group.id.clone(), spec).policy(group.policy.restart_policy())
 }
 
 /// The id of the root child a path belongs to, and the sensor it names:

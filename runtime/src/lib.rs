@@ -45,6 +45,6 @@ pub use crash::{reason, Crash, MAX_EVIDENCE};
 pub use error::{Exhausted, SpecError, StartChildError, SupervisorStopped, TerminateChildError};
 pub use event::{Action, Event, EventKind, StopReason};
 pub use handle::SupervisorHandle;
-pub use policy::{OnExhausted, RestartPolicy};
+pub use policy::{OnExhausted, PolicyError, RestartPolicy};
 pub use snapshot::{ChildSnapshot, ChildState, TreeSnapshot};
 pub use supervisor::{Strategy, Supervisor, SupervisorSpec};

@@ -108,38 +108,70 @@ impl RestartPolicy {
         self
     }
 
-    /// Rejects policies that cannot mean anything, naming `owner` (a
-    /// supervisor or child path) so the user knows which spec to fix.
-    pub(crate) fn validate(&self, owner: &str) -> Result<(), SpecError> {
-        let fail = |why: String| {
-            Err(SpecError::Policy {
-                owner: owner.to_string(),
-                why,
-            })
-        };
+    /// Every rule this policy breaks, in a fixed order; empty when it can
+    /// be run. The one definition of a valid policy: the supervisor checks
+    /// it when a spec is built and the gateway's config checks it at the
+    /// file's line, so the two can never disagree.
+    pub fn problems(&self) -> Vec<PolicyError> {
+        let mut problems = Vec::new();
         if self.period.is_zero() {
-            return fail(format!(
-                "period is 0 (intensity {}): restarts could never be counted; use a period of at least 1ms, e.g. 60s",
-                self.intensity
-            ));
+            problems.push(PolicyError::ZeroPeriod {
+                intensity: self.intensity,
+            });
         }
         if self.backoff_initial > self.backoff_max {
-            return fail(format!(
-                "backoff_initial {:?} is larger than backoff_max {:?}",
-                self.backoff_initial, self.backoff_max
-            ));
+            problems.push(PolicyError::BackoffInverted {
+                initial: self.backoff_initial,
+                max: self.backoff_max,
+            });
         }
         if !(0.0..1.0).contains(&self.jitter) {
-            return fail(format!("jitter {} must be in 0.0..1.0", self.jitter));
+            problems.push(PolicyError::Jitter(self.jitter));
         }
         if self.on_exhausted == OnExhausted::Quarantine && self.quarantine_for.is_zero() {
-            return fail(
-                "quarantine_for is 0: a quarantined child would be retried at once; use e.g. 10m"
-                    .into(),
-            );
+            problems.push(PolicyError::ZeroQuarantine);
         }
-        Ok(())
+        problems
     }
+
+    /// The first of [`problems`](Self::problems), or `Ok`.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        self.problems().into_iter().next().map_or(Ok(()), Err)
+    }
+
+    /// [`validate`](Self::validate) as a spec error naming `owner` (a
+    /// supervisor or child path), so the user knows which spec to fix.
+    pub(crate) fn validate_for(&self, owner: &str) -> Result<(), SpecError> {
+        self.validate().map_err(|e| SpecError::Policy {
+            owner: owner.to_string(),
+            why: e.to_string(),
+        })
+    }
+}
+
+/// One rule a [`RestartPolicy`] breaks. Each message says how to fix it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PolicyError {
+    /// A zero window could never count a restart.
+    #[error("period is 0 (intensity {intensity}): restarts could never be counted; use a period of at least 1ms, e.g. 60s")]
+    ZeroPeriod {
+        /// The policy's intensity, for the message.
+        intensity: u32,
+    },
+    /// The backoff curve would start above its own ceiling.
+    #[error("backoff_initial {initial:?} is larger than backoff_max {max:?}")]
+    BackoffInverted {
+        /// `backoff_initial`.
+        initial: Duration,
+        /// `backoff_max`.
+        max: Duration,
+    },
+    /// A spread of 100 % or more could make a delay zero or negative.
+    #[error("jitter {0} must be in 0.0..1.0")]
+    Jitter(f64),
+    /// A quarantined child would be retried at once, which is no quarantine.
+    #[error("quarantine_for is 0: a quarantined child would be retried at once; use e.g. 10m")]
+    ZeroQuarantine,
 }
 
 #[cfg(test)]
@@ -155,13 +187,13 @@ mod tests {
         assert_eq!(p.backoff_max, Duration::from_secs(30));
         assert_eq!(p.backoff_reset, Duration::from_secs(60));
         assert_eq!(p.quarantine_for, Duration::from_secs(600));
-        assert!(p.validate("root").is_ok());
+        assert!(p.validate_for("root").is_ok());
     }
 
     #[test]
     fn zero_period_is_rejected_with_the_owner_named() {
         let p = RestartPolicy::default().intensity(0, Duration::ZERO);
-        let err = p.validate("root/barn").unwrap_err().to_string();
+        let err = p.validate_for("root/barn").unwrap_err().to_string();
         assert!(err.contains("root/barn"), "{err}");
         assert!(err.contains("period is 0"), "{err}");
     }
@@ -173,6 +205,12 @@ mod tests {
             Duration::from_secs(1),
             Duration::from_secs(60),
         );
-        assert!(p.validate("root").is_err());
+        assert_eq!(
+            p.problems(),
+            [PolicyError::BackoffInverted {
+                initial: Duration::from_secs(10),
+                max: Duration::from_secs(1)
+            }]
+        );
     }
 }

@@ -23,9 +23,9 @@ pub fn spec(sensor: &SensorConfig, gateway: &Arc<Gateway>) -> ChildSpec {
         _ => 1,
     };
     let conns = SupervisorSpec::new(Strategy::Dynamic { max_children: max })
-        .policy(super::restart_policy(&sensor.policy));
+        .policy(sensor.policy.restart_policy());
     let node = SupervisorSpec::new(Strategy::OneForAll)
-        .policy(super::restart_policy(&sensor.policy))
+        .policy(sensor.policy.restart_policy())
         .child(ChildSpec::supervisor("conns", conns))
         .child(acceptor(sensor, gateway));
     ChildSpec::supervisor(sensor.id.clone(), node)

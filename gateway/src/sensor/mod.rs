@@ -15,9 +15,9 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use edgevisor_runtime::{ChildSpec, RestartPolicy};
+use edgevisor_runtime::ChildSpec;
 
-use crate::config::{LinkConfig, OnExhausted, Policy, SensorConfig};
+use crate::config::{LinkConfig, SensorConfig};
 use crate::outbox::Outbox;
 use crate::topics::Topics;
 
@@ -64,17 +64,6 @@ impl Gateway {
     }
 }
 
-/// The runtime policy of a resolved config policy.
-pub fn restart_policy(p: &Policy) -> RestartPolicy {
-    let policy = RestartPolicy::default()
-        .intensity(p.intensity, p.period)
-        .backoff(p.backoff_initial, p.backoff_max, p.backoff_reset);
-    match p.on_exhausted {
-        OnExhausted::Escalate => policy.escalate(),
-        OnExhausted::Quarantine => policy.quarantine(p.quarantine_for),
-    }
-}
-
 /// The child for one `[[sensor]]`, with a restart window of its own.
 pub fn child_spec(sensor: &SensorConfig, gateway: &Arc<Gateway>) -> ChildSpec {
     let spec = match &sensor.link {
@@ -82,5 +71,5 @@ pub fn child_spec(sensor: &SensorConfig, gateway: &Arc<Gateway>) -> ChildSpec {
         _ => worker::spec(sensor, gateway),
     };
     spec.restart(sensor.restart)
-        .policy(restart_policy(&sensor.policy))
+        .policy(sensor.policy.restart_policy())
 }

@@ -81,7 +81,7 @@ impl SupervisorSpec {
 
     /// Checks this spec and every nested one; `path` names this supervisor.
     pub(crate) fn validate(&self, path: &str) -> Result<(), SpecError> {
-        self.policy.validate(path)?;
+        self.policy.validate_for(path)?;
         if let Strategy::Dynamic { max_children } = self.strategy {
             if max_children == 0 {
                 return Err(SpecError::Dynamic {
@@ -131,7 +131,7 @@ pub(crate) fn validate_child(supervisor: &str, child: &ChildSpec) -> Result<(), 
     }
     let path = format!("{supervisor}/{}", child.id);
     if let Some(policy) = &child.policy {
-        policy.validate(&path)?;
+        policy.validate_for(&path)?;
     }
     if let ChildStart::Supervisor(spec) = &child.start {
         spec.validate(&path)?;

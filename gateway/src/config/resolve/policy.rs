@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use edgevisor_runtime::OnExhausted;
+use edgevisor_runtime::{OnExhausted, PolicyError, RestartPolicy};
 
 use super::super::diagnostics::Problem;
 use super::super::raw::RawPolicy;
@@ -59,32 +59,73 @@ pub(super) fn layer(
     p
 }
 
-/// The rules a layered policy must keep; problems are placed at the table's
-/// `intensity` key when it has one.
+/// The rules a layered policy must keep, as the runtime defines them
+/// ([`RestartPolicy::problems`]); this only places each at the table's
+/// `intensity` key when it has one and adds a hint in the file's words.
 fn check(p: &Policy, raw: &RawPolicy, owner: &str, problems: &mut Vec<Problem>) {
     let span = raw.intensity.as_ref().map(|s| s.span());
-    let mut bad = |m: String, h: &str| {
-        problems.push(Problem::at(span.clone(), format!("{owner}: {m}")).hint(h))
-    };
-    if p.period.is_zero() {
-        bad(
-            "period must be longer than 0".into(),
-            "use e.g. period = \"60s\"",
-        );
+    for problem in p.restart_policy().problems() {
+        let hint = match problem {
+            PolicyError::ZeroPeriod { .. } => "use e.g. period = \"60s\"",
+            PolicyError::BackoffInverted { .. } => "lower backoff_initial or raise backoff_max",
+            PolicyError::ZeroQuarantine => "use e.g. quarantine_for = \"10m\"",
+            // The config has no jitter key: the runtime default always holds.
+            PolicyError::Jitter(_) => "jitter is not configurable; report this as a bug",
+        };
+        problems.push(Problem::at(span.clone(), format!("{owner}: {problem}")).hint(hint));
     }
-    if p.backoff_initial > p.backoff_max {
-        bad(
-            format!(
-                "backoff_initial ({:?}) is larger than backoff_max ({:?})",
-                p.backoff_initial, p.backoff_max
-            ),
-            "lower backoff_initial or raise backoff_max",
-        );
+}
+
+impl Policy {
+    /// The runtime's form of this policy (the runtime's default jitter).
+    pub fn restart_policy(&self) -> RestartPolicy {
+        let policy = RestartPolicy::default()
+            .intensity(self.intensity, self.period)
+            .backoff(self.backoff_initial, self.backoff_max, self.backoff_reset);
+        match self.on_exhausted {
+            OnExhausted::Escalate => policy.escalate(),
+            OnExhausted::Quarantine => policy.quarantine(self.quarantine_for),
+        }
     }
-    if p.quarantine_for.is_zero() {
-        bad(
-            "quarantine_for must be longer than 0".into(),
-            "use e.g. quarantine_for = \"10m\"",
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    const MINIMAL: &str = "[gateway]\nid = \"gw\"\n\n[upstream]\nurl = \"mqtt://127.0.0.1:1883\"\n";
+
+    #[test]
+    fn every_broken_rule_is_reported_at_the_intensity_key_with_a_hint() {
+        let text = format!(
+            "{MINIMAL}\n[supervisor]\nintensity = 3\nperiod = \"0s\"\nbackoff_initial = \"10s\"\nbackoff_max = \"1s\"\nquarantine_for = \"0s\"\n"
+        );
+        let errors = Config::parse(Path::new("t.toml"), &text).unwrap_err().0;
+        let found: Vec<(usize, &str, &str)> = errors
+            .iter()
+            .map(|e| {
+                let rule = e.message.split(':').nth(1).unwrap_or("").trim();
+                (
+                    e.line,
+                    rule.split(' ').next().unwrap_or(""),
+                    e.hint.as_deref().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (8, "period", "use e.g. period = \"60s\""),
+                (
+                    8,
+                    "backoff_initial",
+                    "lower backoff_initial or raise backoff_max"
+                ),
+                (8, "quarantine_for", "use e.g. quarantine_for = \"10m\""),
+            ],
+            "{errors:?}"
         );
     }
 }
