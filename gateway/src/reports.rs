@@ -67,9 +67,10 @@ fn on_event(
     groups: &[String],
     states: &mut HashMap<String, (&'static str, u32)>,
 ) {
-    let Some(sensor) = crate::tree::sensor_of(&event.path, groups) else {
+    let Some(place) = crate::tree::sensor_place(&event.path, groups) else {
         return;
     };
+    let sensor = place.sensor;
     if let EventKind::Crashed {
         crash,
         restarts_in_window,
@@ -87,9 +88,7 @@ fn on_event(
         };
         report_crash(event, sensor, &crashed, gateway);
     }
-    let sensor_level =
-        event.path.split('/').count() <= 3 && event.path.rsplit('/').next() == Some(sensor);
-    if sensor_level {
+    if place.own_level {
         publish_state(event, sensor, gateway, uplink, states);
     }
 }

@@ -37,32 +37,63 @@ fn group(group: &GroupConfig, gateway: &Arc<Gateway>) -> ChildSpec {
     ChildSpec::supervisor(group.id.clone(), spec).policy(group.policy.restart_policy())
 }
 
-/// The id of the root child a path belongs to, and the sensor it names:
-/// `root/barn/barn-gps` -> `barn-gps`; `root/nodes/conns/1.2.3.4:5` ->
-/// `nodes`; `root/barn` -> `barn` (the group itself).
-pub fn sensor_of<'a>(path: &'a str, groups: &[String]) -> Option<&'a str> {
+/// Where a supervision-tree path sits among the sensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SensorPlace<'a> {
+    /// The sensor the path belongs to; for a group's own path, the group
+    /// (its crash reports and state go out under its id).
+    pub sensor: &'a str,
+    /// The path is the sensor's own child (`root/s`, `root/g/s`, or the
+    /// group `root/g`), not one below it such as a tcp-listen connection
+    /// (`root/nodes/conns/1.2.3.4:5`). Only this level has a sensor state.
+    pub own_level: bool,
+    /// The path is a group's supervisor, not a sensor.
+    pub group: bool,
+}
+
+/// The one reading of tree paths, for crash reports, sensor states and the
+/// systemd status line: `root/barn/barn-gps` -> `barn-gps` (own level);
+/// `root/nodes/conns/1.2.3.4:5` -> `nodes` (below it); `root/barn` -> the
+/// group `barn`; `root` -> `None`. Paths start at the root supervisor.
+pub fn sensor_place<'a>(path: &'a str, groups: &[String]) -> Option<SensorPlace<'a>> {
     let mut parts = path.split('/').skip(1);
     let first = parts.next()?;
-    if groups.iter().any(|g| g == first) {
-        return Some(parts.next().unwrap_or(first));
-    }
-    Some(first)
+    let group = groups.iter().any(|g| g == first);
+    let sensor = if group { parts.next() } else { Some(first) };
+    let Some(sensor) = sensor else {
+        return Some(SensorPlace {
+            sensor: first,
+            own_level: true,
+            group: true,
+        });
+    };
+    Some(SensorPlace {
+        sensor,
+        own_level: parts.next().is_none(),
+        group: false,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn paths_name_their_sensor() {
+    fn place(path: &str) -> Option<(&str, bool, bool)> {
         let groups = vec!["barn".to_string()];
-        assert_eq!(sensor_of("root/barn/barn-gps", &groups), Some("barn-gps"));
-        assert_eq!(sensor_of("root/barn", &groups), Some("barn"));
-        assert_eq!(sensor_of("root/weather", &groups), Some("weather"));
+        sensor_place(path, &groups).map(|p| (p.sensor, p.own_level, p.group))
+    }
+
+    #[test]
+    fn paths_name_their_sensor_and_level() {
+        assert_eq!(place("root/barn/barn-gps"), Some(("barn-gps", true, false)));
+        assert_eq!(place("root/barn"), Some(("barn", true, true)));
+        assert_eq!(place("root/weather"), Some(("weather", true, false)));
         assert_eq!(
-            sensor_of("root/nodes/conns/127.0.0.1:5000", &groups),
-            Some("nodes")
+            place("root/nodes/conns/127.0.0.1:5000"),
+            Some(("nodes", false, false))
         );
-        assert_eq!(sensor_of("root", &groups), None);
+        assert_eq!(place("root/nodes/conns"), Some(("nodes", false, false)));
+        assert_eq!(place("root/barn/gps/conns"), Some(("gps", false, false)));
+        assert_eq!(place("root"), None);
     }
 }

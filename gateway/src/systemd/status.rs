@@ -3,6 +3,8 @@
 
 use edgevisor_runtime::{ChildState, TreeSnapshot};
 
+use crate::tree::sensor_place;
+
 /// The figures the line is made of; compared to send only changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -19,9 +21,9 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Counts the sensors of `tree`: the root's children, and the children
-    /// of the root's children named in `groups` (a group's own state is not
-    /// a sensor's). Children whose id is in `ignore` are skipped.
+    /// Counts the sensors of `tree`: every child at a sensor's own level as
+    /// [`sensor_place`] reads paths (a group's own state is not a sensor's).
+    /// Sensors whose id is in `ignore` are skipped.
     pub fn new(
         tree: &TreeSnapshot,
         groups: &[String],
@@ -34,16 +36,17 @@ impl Summary {
             connected,
             ..Self::default()
         };
-        for child in &tree.children {
-            if ignore.contains(&&*child.id) {
+        // Sensors sit at most two levels down (inside a group).
+        let nodes = tree
+            .children
+            .iter()
+            .flat_map(|child| std::iter::once(child).chain(&child.children));
+        for node in nodes {
+            let Some(place) = sensor_place(&node.path, groups) else {
                 continue;
-            }
-            if groups.iter().any(|g| **g == *child.id) {
-                for sensor in &child.children {
-                    summary.count(sensor.state);
-                }
-            } else {
-                summary.count(child.state);
+            };
+            if place.own_level && !place.group && !ignore.contains(&place.sensor) {
+                summary.count(node.state);
             }
         }
         summary
