@@ -93,7 +93,7 @@ impl Core {
     /// its parent reports it started only once its children are.
     pub(super) async fn run_started(mut self) -> Result<(), Crash> {
         let result = self.serve().await;
-        self.stop_all().await;
+        Box::pin(self.stop_all()).await;
         if let Err(crash) = &result {
             self.emit_self(|| EventKind::Escalated {
                 crash: crash.clone(),
@@ -111,6 +111,10 @@ impl Core {
         result
     }
 
+    /// The loop an idle supervisor waits in. What it calls on an exit, a
+    /// command or a timer is boxed: those futures (starts, restarts, stops)
+    /// are large and rare, and inlined they would make every idle
+    /// supervisor's task as large as its biggest one.
     async fn serve(&mut self) -> Result<(), Crash> {
         let stop = self.shared.stop.clone();
         let mut sleep: std::pin::Pin<Box<Sleep>> =
@@ -124,16 +128,16 @@ impl Core {
                 biased;
                 _ = stop.cancelled() => return Ok(()),
                 Some(exit) = self.exits_rx.recv() => {
-                    self.on_exit(*exit).await?;
+                    Box::pin(self.on_exit(*exit)).await?;
                     for _ in 0..EXIT_BATCH {
                         match self.exits_rx.try_recv() {
-                            Ok(exit) => self.on_exit(*exit).await?,
+                            Ok(exit) => Box::pin(self.on_exit(*exit)).await?,
                             Err(_) => break,
                         }
                     }
                 }
-                Some(command) = self.commands.recv() => self.on_command(*command).await,
-                _ = sleep.as_mut(), if next.is_some() => self.fire_timers().await,
+                Some(command) = self.commands.recv() => Box::pin(self.on_command(*command)).await,
+                _ = sleep.as_mut(), if next.is_some() => Box::pin(self.fire_timers()).await,
             }
         }
     }
