@@ -75,6 +75,8 @@ async fn main() {
         while appended - uplink.acked() >= AHEAD {
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
+        // As a sensor does: wait while the disk falls behind.
+        outbox.room().await;
         let upto = (appended + 256).min(readings);
         for seq in appended + 1..=upto {
             let payload = format!(

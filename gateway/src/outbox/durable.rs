@@ -258,7 +258,14 @@ impl Backend for Durable {
     }
 
     fn ack(&self, ids: &[u64]) {
-        let wake = self.shared.lock().ack(ids);
+        let mut state = self.shared.lock();
+        let wake = state.ack(ids);
+        // Acks free staged memory too: producers waiting for room must not
+        // wait for the writer's next linger.
+        if self.shared.full.load(Ordering::Relaxed) {
+            self.shared.update_room(&state);
+        }
+        drop(state);
         if wake {
             self.shared.wake.notify_one();
         }

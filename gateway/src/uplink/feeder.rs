@@ -70,7 +70,7 @@ impl Retained {
 
 /// Most publishes encoded for one write: bounds the send buffer while a
 /// backlog replays (the window bounds what is in flight anyway).
-const MAX_PER_WRITE: usize = 256;
+const MAX_PER_WRITE: usize = super::WINDOW as usize;
 
 /// Encodes into `out` what may be sent now: retained values still unsent on
 /// this connection, then outbox messages after `cursor` in send order, as

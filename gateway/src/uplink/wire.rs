@@ -13,6 +13,7 @@
 use std::sync::atomic::Ordering;
 
 use bytes::BytesMut;
+use futures_util::FutureExt;
 use rumqttc::mqttbytes::v4::{Disconnect, Packet, PingReq};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
 use tokio::sync::watch;
@@ -61,6 +62,17 @@ pub async fn serve(
             sleep_until(next_turn).await;
         }
         last_turn = Instant::now();
+        // Whatever the broker already sent (PUBACKs, above all) is read now,
+        // without waiting: a busy turn must not wait for an idle one to
+        // free the window.
+        while let Some(read) = read_some(&mut reader, &mut incoming).now_or_never() {
+            if read.map_err(ConnectionError::io("read from the broker"))? == 0 {
+                return Err(ConnectionError::Io {
+                    context: "read from the broker",
+                    source: std::io::ErrorKind::UnexpectedEof.into(),
+                });
+            }
+        }
         if let Some(heard) = apply_incoming(&mut incoming, &mut session, parts)? {
             clock.heard(Instant::now(), heard.pong, session.in_flight() > 0);
         }
