@@ -11,25 +11,11 @@
 
 use std::time::SystemTime;
 
-use edgevisor_devices::JsonObject;
 use serde::Serialize;
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-24T10:00:00.123Z`.
 pub fn timestamp(at: SystemTime) -> String {
     humantime::format_rfc3339_millis(at).to_string()
-}
-
-/// `telemetry/<sensor>`, field for field: the shape [`TelemetryEnvelope`]
-/// renders, kept as a serde type so tests can check the two agree.
-#[derive(Serialize)]
-pub struct Telemetry<'a> {
-    pub gateway: &'a str,
-    pub sensor: &'a str,
-    pub boot: u64,
-    pub seq: u64,
-    pub ts: &'a str,
-    pub codec: &'a str,
-    pub data: &'a JsonObject,
 }
 
 /// Renders one sensor's telemetry payloads. Everything that is the same for
@@ -149,7 +135,7 @@ pub struct Status<'a> {
 }
 
 /// Serializes a payload. Our payload types hold only strings, numbers,
-/// string-keyed maps and [`JsonObject`]s, which serde_json cannot fail on;
+/// string-keyed maps and `JsonObject`s, which serde_json cannot fail on;
 /// should one ever fail, the message says so in a valid JSON body (and the
 /// log), rather than going out empty.
 pub fn to_vec<T: Serialize>(payload: &T) -> Vec<u8> {
@@ -166,6 +152,20 @@ pub fn to_vec<T: Serialize>(payload: &T) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use edgevisor_devices::JsonObject;
+
+    /// `telemetry/<sensor>`, field for field: the shape [`TelemetryEnvelope`]
+    /// renders by hand, as a serde type the tests check it against.
+    #[derive(Serialize)]
+    pub struct Telemetry<'a> {
+        pub gateway: &'a str,
+        pub sensor: &'a str,
+        pub boot: u64,
+        pub seq: u64,
+        pub ts: &'a str,
+        pub codec: &'a str,
+        pub data: &'a JsonObject,
+    }
 
     #[test]
     fn timestamps_are_rfc3339_utc_with_milliseconds() {

@@ -194,10 +194,6 @@ fn apply_incoming(
     if released > 0 {
         parts.outbox.ack(&acked);
         parts.shared.acked.fetch_add(released, Ordering::Relaxed);
-        parts
-            .shared
-            .in_flight
-            .store(session.in_flight(), Ordering::Relaxed);
     }
     Ok(heard)
 }
