@@ -23,7 +23,7 @@ fn ticking(id: &'static str, crash_every: Option<Duration>) -> ChildSpec {
                 let frame = b"\xa5\x5a\x01\x00\x03abc\x12\x34";
                 return Err(
                     Crash::new("corrupt_frame", "frame crc mismatch: want 9A3C got 1234")
-                        .with_evidence(frame),
+                        .with_evidence(&frame[..], false),
                 );
             }
         }

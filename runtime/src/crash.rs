@@ -24,9 +24,6 @@ pub mod reason {
     pub const NORMAL: &str = "normal";
 }
 
-/// Evidence is capped so a crash report stays small whatever the input.
-pub const MAX_EVIDENCE: usize = 256;
-
 /// The reason, message and evidence of one crash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Crash {
@@ -34,9 +31,9 @@ pub struct Crash {
     pub reason: Cow<'static, str>,
     /// What happened, for a person.
     pub message: String,
-    /// The offending bytes, at most [`MAX_EVIDENCE`].
+    /// The offending bytes, as far as whoever captured them kept them.
     pub evidence: Option<Vec<u8>>,
-    /// True when the evidence was cut to [`MAX_EVIDENCE`].
+    /// True when the capture site cut the evidence short.
     pub evidence_truncated: bool,
 }
 
@@ -51,17 +48,15 @@ impl Crash {
         }
     }
 
-    /// Attaches the offending bytes, keeping the first [`MAX_EVIDENCE`].
-    pub fn with_evidence(mut self, bytes: &[u8]) -> Self {
-        let kept = bytes.len().min(MAX_EVIDENCE);
-        self.evidence = Some(bytes[..kept].to_vec());
-        self.evidence_truncated = bytes.len() > MAX_EVIDENCE;
-        self
-    }
-
-    /// Marks evidence as already cut by whoever captured it.
-    pub fn truncated(mut self, truncated: bool) -> Self {
-        self.evidence_truncated |= truncated;
+    /// Attaches the offending bytes as the capture site kept them.
+    ///
+    /// The runtime knows nothing of frames, so it does not cap evidence: the
+    /// one cap lives where bytes are captured (`edgevisor-devices` keeps at
+    /// most SPEC's 256 bytes of a corrupt frame) and `truncated` says whether
+    /// it cut them.
+    pub fn with_evidence(mut self, bytes: impl Into<Vec<u8>>, truncated: bool) -> Self {
+        self.evidence = Some(bytes.into());
+        self.evidence_truncated = truncated;
         self
     }
 
@@ -91,12 +86,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn evidence_is_capped_and_flagged() {
-        let c = Crash::new("corrupt_frame", "bad").with_evidence(&[7u8; 1000]);
-        assert_eq!(c.evidence.as_ref().map(Vec::len), Some(MAX_EVIDENCE));
-        assert!(c.evidence_truncated);
-        let c = Crash::new("corrupt_frame", "bad").with_evidence(b"$GPGGA");
+    fn evidence_is_kept_as_captured() {
+        let c = Crash::new("corrupt_frame", "bad").with_evidence(vec![7u8; 1000], false);
+        assert_eq!(c.evidence.as_ref().map(Vec::len), Some(1000));
         assert!(!c.evidence_truncated);
+        let c = Crash::new("corrupt_frame", "bad").with_evidence(&b"$GPGGA"[..], true);
+        assert!(c.evidence_truncated);
     }
 
     #[test]

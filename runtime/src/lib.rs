@@ -41,7 +41,7 @@ mod snapshot;
 mod supervisor;
 
 pub use child::{ChildContext, ChildKind, ChildSpec, Restart, Running, Shutdown, Starting};
-pub use crash::{reason, Crash, MAX_EVIDENCE};
+pub use crash::{reason, Crash};
 pub use error::{Exhausted, SpecError, StartChildError, SupervisorStopped, TerminateChildError};
 pub use event::{Action, Event, EventKind, StopReason};
 pub use handle::SupervisorHandle;

@@ -129,9 +129,7 @@ fn dead_letter(gateway: &Gateway, id: &Arc<str>, counters: &Counters, error: &Li
 pub fn crash(error: &LinkError) -> Crash {
     let crash = Crash::new(error.reason().as_str(), error.to_string());
     match error.evidence() {
-        Some(evidence) => crash
-            .with_evidence(evidence.bytes())
-            .truncated(evidence.truncated()),
+        Some(evidence) => crash.with_evidence(evidence.bytes(), evidence.truncated()),
         None => crash,
     }
 }

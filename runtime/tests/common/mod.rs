@@ -46,7 +46,7 @@ pub fn worker(id: &str) -> (ChildSpec, Remote) {
             tokio::select! {
                 _ = ctx.shutdown_requested() => Ok(()),
                 cmd = rx.recv() => match cmd {
-                    Some(Cmd::Crash) => Err(Crash::new("io", "told to crash").with_evidence(b"\xde\xad")),
+                    Some(Cmd::Crash) => Err(Crash::new("io", "told to crash").with_evidence(&b"\xde\xad"[..], false)),
                     Some(Cmd::Panic) => panic!("told to panic"),
                     Some(Cmd::Exit) => Ok(()),
                     None => std::future::pending().await,
