@@ -27,18 +27,7 @@ const CLIENT_ID: &str = "bench-backlog";
 pub async fn run(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
     let filter = format!("edgevisor/{GATEWAY}/telemetry/#");
     let mut broker = Mosquitto::prepare(&opts.root, true)?;
-    broker.start().await?;
-    let mut seed = Subscriber::start(
-        broker.port(),
-        CLIENT_ID,
-        false,
-        &filter,
-        Duration::from_secs(5),
-    );
-    seed.wait_subscribed(Duration::from_secs(5)).await?;
-    seed.stop();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    broker.stop().await?;
+    remember_subscriber(&mut broker, &filter).await?;
 
     let dir = WorkDir::new(&opts.root, "backlog")?;
     let port = free_port()?;
@@ -59,52 +48,88 @@ pub async fn run(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
 
     let before = proc_stats::sample(pid)?;
     let started = Instant::now();
-    let sent = load.run(RATE, SENDING).await?;
+    // The connections stay open until the end, as a sensor's would.
+    let load = load.run(RATE, SENDING).await?;
+    let sent = load.sent;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut stored = 0;
-    while stored < sent.sent && Instant::now() < deadline {
+    while stored < sent && Instant::now() < deadline {
         stored = edgevisor::outbox_telemetry(&opts.edgevisor, &config).await?;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let written = started.elapsed();
     let buffered = proc_stats::sample(pid)?.since(&before);
-    let p = "edgevisor.backlog";
-    report.figure(&format!("{p}.sent"), sent.sent as f64, "readings");
-    report.figure(&format!("{p}.stored"), stored as f64, "readings");
+    report.figure(&format!("{PREFIX}.sent"), sent as f64, "readings");
+    report.figure(&format!("{PREFIX}.stored"), stored as f64, "readings");
     report.figure(
-        &format!("{p}.write_rate"),
+        &format!("{PREFIX}.write_rate"),
         stored as f64 / written.as_secs_f64(),
         "readings/s",
     );
-    let per = |v: u64| v as f64 / sent.sent.max(1) as f64;
     report.figure(
-        &format!("{p}.disk_bytes_per_reading"),
-        per(buffered.write_bytes),
+        &format!("{PREFIX}.disk_bytes_per_reading"),
+        buffered.write_bytes as f64 / sent.max(1) as f64,
         "bytes",
     );
-    report.figure(&format!("{p}.buffering_cpu_s"), buffered.cpu_s, "s");
+    report.figure(&format!("{PREFIX}.buffering_cpu_s"), buffered.cpu_s, "s");
 
+    replay(opts, &mut broker, &filter, pid, sent, report).await?;
+    crate::forwarder::terminate(&mut child, Duration::from_secs(30)).await?;
+    drop((load, notifier));
+    broker.stop().await
+}
+
+/// Where the backlog figures are named.
+const PREFIX: &str = "edgevisor.backlog";
+
+/// Makes the counting subscriber's session persistent on the (persistent)
+/// broker, then stops the broker: the outage starts.
+async fn remember_subscriber(broker: &mut Mosquitto, filter: &str) -> anyhow::Result<()> {
+    broker.start().await?;
+    let mut seed = Subscriber::start(
+        broker.port(),
+        CLIENT_ID,
+        false,
+        filter,
+        Duration::from_secs(5),
+    );
+    seed.wait_subscribed(Duration::from_secs(5)).await?;
+    seed.stop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    broker.stop().await
+}
+
+/// Starts the broker and counts the replay of `sent` readings.
+async fn replay(
+    opts: &Options,
+    broker: &mut Mosquitto,
+    filter: &str,
+    pid: u32,
+    sent: u64,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     let sub = Subscriber::start(
         broker.port(),
         CLIENT_ID,
         false,
-        &filter,
+        filter,
         Duration::from_secs(30),
     );
     let replay_before = proc_stats::sample(pid)?;
     broker.start().await?;
     let up = Instant::now();
-    let complete = sub.wait_for(sent.sent, opts.drain_timeout).await;
+    let complete = sub.wait_for(sent, opts.drain_timeout).await;
     let replay = proc_stats::sample(pid)?.since(&replay_before);
     let (first, last) = (
         sub.first_delivery(),
         sub.last_delivery().filter(|_| complete),
     );
     let delivered = sub.distinct();
+    let p = PREFIX;
     report.figure(&format!("{p}.delivered"), delivered as f64, "readings");
     report.figure(
         &format!("{p}.lost"),
-        sent.sent.saturating_sub(delivered) as f64,
+        sent.saturating_sub(delivered) as f64,
         "readings",
     );
     report.figure(
@@ -138,8 +163,5 @@ pub async fn run(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
         replay.hwm_kib as f64 / 1024.0,
         "MiB",
     );
-
-    crate::forwarder::terminate(&mut child, Duration::from_secs(30)).await?;
-    drop((sent, notifier));
-    broker.stop().await
+    Ok(())
 }

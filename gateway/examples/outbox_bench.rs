@@ -30,21 +30,13 @@ fn write_bytes() -> u64 {
         .unwrap_or(0)
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let readings: u64 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(200_000);
-    let broker = Mosquitto::start().await.unwrap();
-    let dir = std::env::temp_dir().join(format!("edgevisor-outbox-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (outbox, _) = Outbox::open(&dir, 256 << 20);
-    let upstream = UpstreamConfig {
+/// The uplink settings of the bench: the local broker, no TLS, no login.
+fn upstream(port: u16) -> UpstreamConfig {
+    UpstreamConfig {
         url: BrokerUrl {
             tls: false,
             host: "127.0.0.1".into(),
-            port: broker.port(),
+            port,
         },
         client_id: "outbox-bench".into(),
         username: None,
@@ -53,23 +45,15 @@ async fn main() {
         topic_prefix: "edgevisor".into(),
         keep_alive: Duration::from_secs(30),
         outbox_max_bytes: 256 << 20,
-    };
-    let uplink = Uplink::start(
-        &upstream,
-        "edgevisor/bench/status".into(),
-        b"{}".to_vec(),
-        outbox.clone(),
-    )
-    .unwrap();
-    while !uplink.is_connected() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Appends `readings` 1 KiB readings as sensors do: in batches, waiting for
+/// room, and never more than `AHEAD` ahead of the acks.
+async fn produce(outbox: &Outbox, uplink: &Uplink, readings: u64) {
     let topic: std::sync::Arc<str> = "edgevisor/bench/telemetry/s".into();
     let sensor: std::sync::Arc<str> = "s".into();
     let data = "x".repeat(1024 - 120);
-    let io_before = write_bytes();
-    let fsyncs_before = outbox.stats().fsyncs;
-    let started = Instant::now();
     let mut appended = 0u64;
     while appended < readings {
         while appended - uplink.acked() >= AHEAD {
@@ -95,6 +79,32 @@ async fn main() {
     while uplink.acked() < readings {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let readings: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200_000);
+    let broker = Mosquitto::start().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("edgevisor-outbox-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (outbox, _) = Outbox::open(&dir, 256 << 20);
+    let uplink = Uplink::start(
+        &upstream(broker.port()),
+        "edgevisor/bench/status".into(),
+        b"{}".to_vec(),
+        outbox.clone(),
+    )
+    .unwrap();
+    while !uplink.is_connected() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let io_before = write_bytes();
+    let fsyncs_before = outbox.stats().fsyncs;
+    let started = Instant::now();
+    produce(&outbox, &uplink, readings).await;
     let elapsed = started.elapsed().as_secs_f64();
     outbox.sync();
     let stats = outbox.stats();

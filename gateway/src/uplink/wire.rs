@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use bytes::BytesMut;
 use futures_util::FutureExt;
 use rumqttc::mqttbytes::v4::{Disconnect, Packet, PingReq};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, timeout, Instant};
 
@@ -39,17 +39,11 @@ const TURN: std::time::Duration = std::time::Duration::from_millis(2);
 /// (`Ok`, after a DISCONNECT so the broker does not publish the Will).
 pub async fn serve(
     stream: Box<dyn Stream>,
-    mut incoming: BytesMut,
+    incoming: BytesMut,
     parts: &Parts,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), ConnectionError> {
-    let (mut reader, mut writer) = tokio::io::split(stream);
-    let keep_alive = parts.options.keep_alive;
-    let mut session = Session::new(WINDOW);
-    let mut encoder = Encoder::default();
-    let mut cursor = Cursor::default();
-    let mut out = BytesMut::with_capacity(SEND_BUFFER);
-    let mut clock = KeepAlive::new(keep_alive, Instant::now());
+    let mut wire = Wire::new(stream, incoming, parts);
     parts.retained.mark_all_dirty();
     let mut last_turn = Instant::now();
     loop {
@@ -62,74 +56,144 @@ pub async fn serve(
             sleep_until(next_turn).await;
         }
         last_turn = Instant::now();
-        // Whatever the broker already sent (PUBACKs, above all) is read now,
-        // without waiting: a busy turn must not wait for an idle one to
-        // free the window.
-        while let Some(read) = read_some(&mut reader, &mut incoming).now_or_never() {
-            if read.map_err(ConnectionError::io("read from the broker"))? == 0 {
-                return Err(ConnectionError::Io {
-                    context: "read from the broker",
-                    source: std::io::ErrorKind::UnexpectedEof.into(),
-                });
-            }
-        }
-        if let Some(heard) = apply_incoming(&mut incoming, &mut session, parts)? {
-            clock.heard(Instant::now(), heard.pong, session.in_flight() > 0);
-        }
+        wire.take_what_was_sent()?;
         if *stop.borrow() {
-            Disconnect.write(&mut out).ok();
-            send(&mut writer, &mut out, keep_alive).await?;
-            writer.shutdown().await.ok();
-            return Ok(());
+            return wire.disconnect().await;
         }
+        if !wire.publish().await? {
+            wire.idle(stop).await?;
+        }
+    }
+}
+
+/// The state of one connection between turns.
+struct Wire<'a> {
+    reader: ReadHalf<Box<dyn Stream>>,
+    writer: WriteHalf<Box<dyn Stream>>,
+    /// Bytes read from the broker and not yet parsed into whole packets.
+    incoming: BytesMut,
+    /// Packets encoded for the next write.
+    out: BytesMut,
+    session: Session,
+    encoder: Encoder,
+    cursor: Cursor,
+    clock: KeepAlive,
+    parts: &'a Parts,
+}
+
+impl<'a> Wire<'a> {
+    fn new(stream: Box<dyn Stream>, incoming: BytesMut, parts: &'a Parts) -> Self {
+        let (reader, writer) = tokio::io::split(stream);
+        Self {
+            reader,
+            writer,
+            incoming,
+            out: BytesMut::with_capacity(SEND_BUFFER),
+            session: Session::new(WINDOW),
+            encoder: Encoder::default(),
+            cursor: Cursor::default(),
+            clock: KeepAlive::new(parts.options.keep_alive, Instant::now()),
+            parts,
+        }
+    }
+
+    /// Reads whatever the broker already sent (PUBACKs, above all) without
+    /// waiting, and applies it: a busy turn must not wait for an idle one
+    /// to free the window.
+    fn take_what_was_sent(&mut self) -> Result<(), ConnectionError> {
+        while let Some(read) = read_some(&mut self.reader, &mut self.incoming).now_or_never() {
+            at_least_one_byte(read)?;
+        }
+        if let Some(heard) = apply_incoming(&mut self.incoming, &mut self.session, self.parts)? {
+            let in_flight = self.session.in_flight() > 0;
+            self.clock.heard(Instant::now(), heard.pong, in_flight);
+        }
+        Ok(())
+    }
+
+    /// Encodes what the window allows and writes it with one call; false
+    /// when there was nothing to send.
+    async fn publish(&mut self) -> Result<bool, ConnectionError> {
+        let parts = self.parts;
         fill(
-            &mut encoder,
-            &mut session,
-            &mut cursor,
+            &mut self.encoder,
+            &mut self.session,
+            &mut self.cursor,
             &parts.outbox,
             &parts.retained,
-            &mut out,
+            &mut self.out,
         );
-        parts
-            .shared
-            .in_flight
-            .store(session.in_flight(), Ordering::Relaxed);
-        if !out.is_empty() {
-            send(&mut writer, &mut out, keep_alive).await?;
-            clock.sent(Instant::now());
-            continue;
+        let in_flight = self.session.in_flight();
+        parts.shared.in_flight.store(in_flight, Ordering::Relaxed);
+        if self.out.is_empty() {
+            return Ok(false);
         }
-        let has_room = session.room() > 0;
+        self.send().await?;
+        self.clock.sent(Instant::now());
+        Ok(true)
+    }
+
+    /// Waits for bytes from the broker, an append to the outbox, a retained
+    /// value, the keep-alive timer or a stop.
+    async fn idle(&mut self, stop: &mut watch::Receiver<bool>) -> Result<(), ConnectionError> {
+        let has_room = self.session.room() > 0;
+        let parts = self.parts;
         tokio::select! {
-            read = read_some(&mut reader, &mut incoming) => {
-                if read.map_err(ConnectionError::io("read from the broker"))? == 0 {
-                    return Err(ConnectionError::Io {
-                        context: "read from the broker",
-                        source: std::io::ErrorKind::UnexpectedEof.into(),
-                    });
-                }
-            }
-            _ = parts.outbox.appended(), if has_room => {}
-            _ = parts.retained.changed.notified(), if has_room => {}
-            _ = stop.changed() => {}
-            _ = sleep_until(clock.deadline()) => match clock.due(Instant::now()) {
-                Due::GiveUp => return Err(ConnectionError::Timeout(
+            read = read_some(&mut self.reader, &mut self.incoming) => at_least_one_byte(read),
+            _ = parts.outbox.appended(), if has_room => Ok(()),
+            _ = parts.retained.changed.notified(), if has_room => Ok(()),
+            _ = stop.changed() => Ok(()),
+            _ = sleep_until(self.clock.deadline()) => match self.clock.due(Instant::now()) {
+                Due::GiveUp => Err(ConnectionError::Timeout(
                     "the broker stopped answering (no PUBACK or PINGRESP within keep_alive)",
                 )),
                 Due::Ping => {
-                    PingReq.write(&mut out).ok();
-                    send(&mut writer, &mut out, keep_alive).await?;
-                    clock.pinged(Instant::now());
+                    PingReq.write(&mut self.out).ok();
+                    self.send().await?;
+                    self.clock.pinged(Instant::now());
+                    Ok(())
                 }
-                Due::Nothing => {}
+                Due::Nothing => Ok(()),
             },
         }
+    }
+
+    /// Says goodbye so the broker drops the Will, and closes the stream.
+    async fn disconnect(mut self) -> Result<(), ConnectionError> {
+        Disconnect.write(&mut self.out).ok();
+        self.send().await?;
+        self.writer.shutdown().await.ok();
+        Ok(())
+    }
+
+    /// Writes `out` with one call (bounded by `keep_alive`: a broker that
+    /// stops reading fills the socket and must not hang the uplink), then
+    /// clears it.
+    async fn send(&mut self) -> Result<(), ConnectionError> {
+        let keep_alive = self.parts.options.keep_alive;
+        timeout(keep_alive, self.writer.write_all(&self.out))
+            .await
+            .map_err(|_| ConnectionError::Timeout("the broker stopped reading"))?
+            .map_err(ConnectionError::io("write to the broker"))?;
+        self.out.clear();
+        Ok(())
+    }
+}
+
+/// A read of zero bytes is the broker closing the connection.
+fn at_least_one_byte(read: std::io::Result<usize>) -> Result<(), ConnectionError> {
+    match read.map_err(ConnectionError::io("read from the broker"))? {
+        0 => Err(ConnectionError::Io {
+            context: "read from the broker",
+            source: std::io::ErrorKind::UnexpectedEof.into(),
+        }),
+        _ => Ok(()),
     }
 }
 
 /// Reads what the broker sent, with room for a turn's worth of PUBACKs.
 async fn read_some(
-    reader: &mut tokio::io::ReadHalf<Box<dyn Stream>>,
+    reader: &mut ReadHalf<Box<dyn Stream>>,
     incoming: &mut BytesMut,
 ) -> std::io::Result<usize> {
     incoming.reserve(READ_CHUNK);
@@ -138,21 +202,6 @@ async fn read_some(
 
 /// Bytes asked for per read: 2,048 PUBACKs.
 const READ_CHUNK: usize = 8 * 1024;
-
-/// Writes `out` with one call (bounded by `keep_alive`: a broker that stops
-/// reading fills the socket and must not hang the uplink), then clears it.
-async fn send(
-    writer: &mut WriteHalf<Box<dyn Stream>>,
-    out: &mut BytesMut,
-    keep_alive: std::time::Duration,
-) -> Result<(), ConnectionError> {
-    timeout(keep_alive, writer.write_all(out))
-        .await
-        .map_err(|_| ConnectionError::Timeout("the broker stopped reading"))?
-        .map_err(ConnectionError::io("write to the broker"))?;
-    out.clear();
-    Ok(())
-}
 
 /// What the packets of one read said, beyond the acks.
 struct Heard {
