@@ -7,14 +7,14 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::diagnostics::{closest, Problem};
-use super::raw::{RawGateway, RawGroup, RawSensor, RawSupervisor, RawUpstream, TOP_LEVEL};
+use super::raw::{RawGateway, RawGroup, RawPolicy, RawSensor, RawUpstream, TOP_LEVEL};
 
 /// What could be read of the file.
 #[derive(Debug, Default)]
 pub struct RawDocument {
     pub gateway: Option<RawGateway>,
     pub upstream: Option<RawUpstream>,
-    pub supervisor: Option<RawSupervisor>,
+    pub supervisor: Option<RawPolicy>,
     pub groups: Vec<RawGroup>,
     pub sensors: Vec<RawSensor>,
     /// Required tables the file does not have at all.

@@ -56,18 +56,6 @@ macro_rules! with_policy {
     };
 }
 
-/// The `[supervisor]` keys of one table, each unset unless written.
-#[derive(Debug, Clone, Default)]
-pub struct RawPolicy {
-    pub intensity: Option<Spanned<i64>>,
-    pub period: Option<Dur>,
-    pub backoff_initial: Option<Dur>,
-    pub backoff_max: Option<Dur>,
-    pub backoff_reset: Option<Dur>,
-    pub on_exhausted: Option<Spanned<Word<OnExhausted>>>,
-    pub quarantine_for: Option<Dur>,
-}
-
 /// The top-level keys the file may have.
 pub const TOP_LEVEL: &[&str] = &["gateway", "upstream", "supervisor", "group", "sensor"];
 
@@ -99,7 +87,10 @@ pub struct RawUpstream {
 
 with_policy!(
     /// `[supervisor]`: the root's policy and the defaults of every sensor.
-    pub struct RawSupervisor {}
+    /// It is also the policy keys of any table, each unset unless written
+    /// (see `policy()`), so the list of keys is written once.
+    #[derive(Clone, Default)]
+    pub struct RawPolicy {}
 );
 
 with_policy!(
