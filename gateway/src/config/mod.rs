@@ -9,10 +9,13 @@
 //!   does not hide the errors of the next;
 //! - `resolve`: cross-table checks and defaults, giving a [`Config`];
 //! - `diagnostics`: `FILE:LINE:COL: message` plus a hint;
-//! - `summary`: what `edgevisor check` prints for a valid file.
+//! - `summary`: what `edgevisor check` prints for a valid file;
+//! - `keys`: the keys each table takes, read from `raw` (for the reference
+//!   test).
 
 mod checks;
 mod diagnostics;
+mod keys;
 mod parse;
 mod raw;
 mod resolve;
@@ -28,6 +31,7 @@ pub use diagnostics::{ConfigError, ConfigErrors};
 pub use edgevisor_runtime::OnExhausted;
 /// A group's strategy is the runtime's (a config never names `dynamic`).
 pub use edgevisor_runtime::Strategy as GroupStrategy;
+pub use keys::table_keys;
 pub use summary::summary;
 pub use values::{OnCorrupt, Transport};
 pub use words::Words;
