@@ -30,7 +30,7 @@ pub fn resolve(path: &Path, text: &str, doc: RawDocument) -> (Option<Config>, Ve
     for table in &doc.missing {
         problems.push(
             Problem::at(Some(0..0), format!("missing [{table}] table")).hint(format!(
-                "add a [{table}] table; SPEC section 3 shows its keys"
+                "add a [{table}] table; see docs/configuration.md (installed as /usr/share/doc/edgevisor/configuration.md)"
             )),
         );
     }
