@@ -16,4 +16,5 @@ pub mod shutdown;
 pub mod systemd;
 pub mod topics;
 pub mod tree;
+pub mod tree_payload;
 pub mod uplink;

@@ -7,14 +7,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use edgevisor_runtime::{Action, Event, EventKind, SupervisorHandle, TreeSnapshot};
-use serde_json::json;
+use edgevisor_runtime::{Action, Event, EventKind, SupervisorHandle};
+
 use tokio::sync::broadcast;
 
 use crate::outbox::Message;
 use crate::payload;
 use crate::sensor::Gateway;
 use crate::shutdown::Shutdown;
+use crate::tree_payload::TreePayload;
 use crate::uplink::Uplink;
 
 /// Follows the tree's events until the stream closes or the service stops;
@@ -46,14 +47,14 @@ pub async fn run(
             _ = tick.tick() => {
                 if tree_dirty {
                     tree_dirty = false;
-                    uplink.set_retained(gateway.topics.tree(), payload::to_vec(&tree_json(&tree.snapshot())));
+                    uplink.set_retained(gateway.topics.tree(), payload::to_vec(&TreePayload(&tree.snapshot())));
                 }
             }
             _ = shutdown.recv() => {
                 while let Ok(event) = events.try_recv() {
                     on_event(&event, &gateway, &uplink, &groups, &mut states);
                 }
-                uplink.set_retained(gateway.topics.tree(), payload::to_vec(&tree_json(&tree.snapshot())));
+                uplink.set_retained(gateway.topics.tree(), payload::to_vec(&TreePayload(&tree.snapshot())));
                 return;
             }
         }
@@ -177,25 +178,4 @@ fn publish_state(
         };
         uplink.set_retained(gateway.topics.state(sensor), payload::to_vec(&body));
     }
-}
-
-/// The tree snapshot as JSON for the retained `tree` topic.
-pub fn tree_json(snapshot: &TreeSnapshot) -> serde_json::Value {
-    fn child(c: &edgevisor_runtime::ChildSnapshot) -> serde_json::Value {
-        json!({
-            "id": &*c.id,
-            "path": c.path,
-            "kind": match c.kind { edgevisor_runtime::ChildKind::Worker => "worker", edgevisor_runtime::ChildKind::Supervisor => "supervisor" },
-            "state": c.state.as_str(),
-            "restarts": c.restarts,
-            "uptime_ms": c.uptime.map(|u| u.as_millis() as u64),
-            "last_reason": c.last_reason.as_deref(),
-            "children": c.children.iter().map(child).collect::<Vec<_>>(),
-        })
-    }
-    json!({
-        "path": snapshot.path,
-        "strategy": snapshot.strategy,
-        "children": snapshot.children.iter().map(child).collect::<Vec<_>>(),
-    })
 }

@@ -90,7 +90,7 @@ impl Service {
         tracing::info!(gateway = %config.gateway.id, boot, upstream = %config.upstream.url, "starting");
         let supervisor = Supervisor::new("root", tree::root(&config, &gateway))
             .context("the config describes an invalid tree")?
-            .event_capacity(65_536);
+            .event_capacity(tree::event_capacity(config.sensors().count()));
         let events = supervisor.subscribe();
         let root = supervisor.spawn();
         let mut background = Background::default();

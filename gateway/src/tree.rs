@@ -74,6 +74,14 @@ pub fn sensor_place<'a>(path: &'a str, groups: &[String]) -> Option<SensorPlace<
     })
 }
 
+/// How many tree events the crash reporter may fall behind before it misses
+/// some: 16 per sensor (a start or a crash storm makes a few each), at least
+/// 1,024 and at most 65,536. The event ring is allocated whole, 32 bytes a
+/// slot, so a fixed 65,536 cost 2 MiB even for ten sensors.
+pub fn event_capacity(sensors: usize) -> usize {
+    sensors.saturating_mul(16).clamp(1024, 65_536)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
