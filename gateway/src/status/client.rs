@@ -66,8 +66,16 @@ pub enum StatusError {
 }
 
 /// Runs `edgevisor status`: prints the status once, or every second with
-/// `--watch` (which only ends when interrupted).
+/// `--watch` (which only ends when interrupted). A reader that goes away
+/// (`| head`) ends it quietly.
 pub async fn command(options: &Options) -> Result<(), StatusError> {
+    match show(options).await {
+        Err(StatusError::Output(e)) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+async fn show(options: &Options) -> Result<(), StatusError> {
     let (sockets, config_note) = match &options.socket {
         Some(path) => (vec![path.clone()], None),
         None => {
