@@ -101,8 +101,6 @@ impl Service {
         background.spawn("crash reports", move |shutdown| {
             reports::run(events, tree, reporting, linked, groups, recent, shutdown)
         });
-        let socket =
-            status::service_socket(std::env::var_os("RUNTIME_DIRECTORY").as_deref(), &state_dir);
         let sources = status::Sources {
             gateway: config.gateway.id.clone(),
             boot,
@@ -113,7 +111,7 @@ impl Service {
             outbox: outbox.clone(),
             crashes,
         };
-        status::start(socket, sources, &mut background);
+        status::start(&state_dir, sources, &mut background);
         let publisher = publish_status(uplink.clone(), gateway.clone(), outbox.clone(), started_at);
         background.spawn_loop("status publisher", publisher);
         let watched = crate::systemd::Watched {

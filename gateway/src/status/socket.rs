@@ -67,11 +67,14 @@ pub(super) fn first_dir(value: &OsStr) -> Option<PathBuf> {
     (!first.is_empty()).then(|| PathBuf::from(first))
 }
 
-/// Binds the socket at `path` and answers on it from a background task
-/// until the service stops. A socket that cannot be set up is logged and
-/// the service runs on without it: `status` is for the operator, the data
-/// path does not need it.
-pub fn start(path: PathBuf, sources: Sources, background: &mut Background) {
+/// Binds the service's socket ([`service_socket`] with systemd's
+/// `$RUNTIME_DIRECTORY`) and answers on it from a background task until the
+/// service stops. A socket that cannot be set up is logged and the service
+/// runs on without it: `status` is for the operator, the data path does not
+/// need it.
+pub fn start(state_dir: &Path, sources: Sources, background: &mut Background) {
+    let runtime_directory = std::env::var_os("RUNTIME_DIRECTORY");
+    let path = service_socket(runtime_directory.as_deref(), state_dir);
     match bind(&path) {
         Ok(listener) => {
             tracing::info!(socket = %path.display(), "edgevisor status answers on this socket");
