@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// An Erlang/OTP-style supervisor for IoT edge gateways.
 #[derive(Debug, Parser)]
@@ -38,6 +38,11 @@ pub enum Command {
     /// Simulate a swarm of sensors with faults against a real gateway and
     /// account for every reading (exit 0 when nothing accepted was lost).
     Swarm(Box<edgevisor_harness::swarm::SwarmArgs>),
+    /// Show the running service: its tree, upstream link, outbox and last
+    /// crashes, read from its status socket (no broker needed). Exit 0, or 1
+    /// when no service answers.
+    #[command(after_help = STATUS_HELP)]
+    Status(StatusArgs),
     /// Inspect the durable outbox in the config's state_dir (safe while the
     /// service runs).
     Outbox {
@@ -45,6 +50,36 @@ pub enum Command {
         #[command(subcommand)]
         action: OutboxAction,
     },
+}
+
+/// Where `edgevisor status` looks, for `--help`.
+const STATUS_HELP: &str = "\
+The service answers on status.sock in $RUNTIME_DIRECTORY under systemd
+(/run/edgevisor), else in the config's state_dir. Without --socket, these
+are tried in order: $RUNTIME_DIRECTORY/status.sock, <state_dir>/status.sock
+from --config, /run/edgevisor/status.sock. The socket is readable by the
+service's group (edgevisor): join it, or use sudo.";
+
+/// `edgevisor status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The config file of the service (for its state_dir).
+    #[arg(long, default_value = crate::config::DEFAULT_PATH)]
+    pub config: PathBuf,
+    /// Ask this socket only.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print the service's JSON document (one line) for scripts.
+    #[arg(long)]
+    pub json: bool,
+    /// Redraw every second until interrupted (with --json: one line per
+    /// second).
+    #[arg(long)]
+    pub watch: bool,
+    /// How many of the last crash reports the text shows (the JSON has all
+    /// the service keeps, 10).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub crashes: usize,
 }
 
 /// `edgevisor outbox ...`.

@@ -13,6 +13,7 @@ pub mod reports;
 pub mod sensor;
 pub mod service;
 pub mod shutdown;
+pub mod status;
 pub mod systemd;
 pub mod topics;
 pub mod tree;

@@ -1,11 +1,12 @@
 //! The `edgevisor` binary: parses the command line and hands over to the
 //! library. Exit codes follow SPEC section 6: 0 clean stop or valid config,
-//! 2 bad config, 3 root supervisor gave up.
+//! 2 bad config, 3 root supervisor gave up; `status` exits 1 when no service
+//! answers.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use edgevisor::cli::{Cli, Command, OutboxAction};
+use edgevisor::cli::{Cli, Command, OutboxAction, StatusArgs};
 use edgevisor::config::Config;
 use edgevisor::service::{self, Ending};
 
@@ -56,6 +57,7 @@ fn main() -> ExitCode {
         Command::Swarm(args) => swarm(*args),
         Command::Demo(args) => demo(*args),
         Command::Outbox { action } => outbox(action),
+        Command::Status(args) => status(args),
         Command::Run { config, log_format } => {
             let config = match load(&config) {
                 Ok(config) => config,
@@ -72,6 +74,25 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+/// `edgevisor status`: 0 shown, 1 no service answered (or output failed).
+fn status(args: StatusArgs) -> ExitCode {
+    let options = edgevisor::status::Options {
+        socket: args.socket,
+        config: args.config,
+        json: args.json,
+        watch: args.watch,
+        crashes: args.crashes,
+    };
+    match block_on(edgevisor::status::command(&options)) {
+        Err(code) => code,
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("edgevisor status: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -1,14 +1,15 @@
 //! Runtime events turned into what the broker sees: a crash report in the
 //! outbox for every crash, retained `state/<sensor>` on every change, and
 //! the retained `tree`, republished on change at most once a second. Every
-//! crash is also logged with its sensor, path, reason and action.
+//! crash is also logged with its sensor, path, reason and action, and kept
+//! among the [`RecentCrashes`] that `edgevisor status` shows.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use edgevisor_runtime::{Action, Event, EventKind, SupervisorHandle};
-
+use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 
 use crate::outbox::Message;
@@ -17,6 +18,48 @@ use crate::sensor::Gateway;
 use crate::shutdown::Shutdown;
 use crate::tree_payload::TreePayload;
 use crate::uplink::Uplink;
+
+/// The last crash reports, newest last, exactly as they went to the
+/// outbox: a bounded ring filled where reports are made, read by
+/// `edgevisor status`.
+pub struct RecentCrashes {
+    capacity: usize,
+    reports: Mutex<VecDeque<Arc<RawValue>>>,
+}
+
+impl RecentCrashes {
+    /// A ring keeping the last `capacity` reports.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            reports: Mutex::new(VecDeque::with_capacity(capacity)),
+        }
+    }
+
+    /// Keeps `report` (a crash report payload), forgetting the oldest past
+    /// the capacity.
+    pub fn record(&self, report: &[u8]) {
+        let Ok(text) = String::from_utf8(report.to_vec()) else {
+            return;
+        };
+        let Ok(raw) = RawValue::from_string(text) else {
+            return; // not JSON: `payload::to_vec` never makes such a body
+        };
+        let mut reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
+        if reports.len() >= self.capacity {
+            reports.pop_front();
+        }
+        if self.capacity > 0 {
+            reports.push_back(Arc::from(raw));
+        }
+    }
+
+    /// The reports kept, oldest first.
+    pub fn list(&self) -> Vec<Arc<RawValue>> {
+        let reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
+        reports.iter().cloned().collect()
+    }
+}
 
 /// Follows the tree's events until the stream closes or the service stops;
 /// at a stop it first handles every event already emitted (the children's
@@ -27,6 +70,7 @@ pub async fn run(
     gateway: Arc<Gateway>,
     uplink: Arc<Uplink>,
     groups: Vec<String>,
+    recent: Arc<RecentCrashes>,
     mut shutdown: Shutdown,
 ) {
     let mut states: HashMap<String, (&'static str, u32)> = HashMap::new();
@@ -37,7 +81,7 @@ pub async fn run(
             event = events.recv() => match event {
                 Ok(event) => {
                     tree_dirty = true;
-                    on_event(&event, &gateway, &uplink, &groups, &mut states);
+                    on_event(&event, &gateway, &uplink, &groups, &recent, &mut states);
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "crash reporting fell behind; events were missed");
@@ -52,7 +96,7 @@ pub async fn run(
             }
             _ = shutdown.recv() => {
                 while let Ok(event) = events.try_recv() {
-                    on_event(&event, &gateway, &uplink, &groups, &mut states);
+                    on_event(&event, &gateway, &uplink, &groups, &recent, &mut states);
                 }
                 uplink.set_retained(gateway.topics.tree(), payload::to_vec(&TreePayload(&tree.snapshot())));
                 return;
@@ -66,6 +110,7 @@ fn on_event(
     gateway: &Gateway,
     uplink: &Uplink,
     groups: &[String],
+    recent: &RecentCrashes,
     states: &mut HashMap<String, (&'static str, u32)>,
 ) {
     let Some(place) = crate::tree::sensor_place(&event.path, groups) else {
@@ -87,7 +132,7 @@ fn on_event(
             period: *period,
             action,
         };
-        report_crash(event, sensor, &crashed, gateway);
+        report_crash(event, sensor, &crashed, gateway, recent);
     }
     if place.own_level {
         publish_state(event, sensor, gateway, uplink, states);
@@ -103,8 +148,15 @@ struct Crashed<'a> {
     action: &'a Action,
 }
 
-/// Logs a crash and puts its report in the outbox.
-fn report_crash(event: &Event, sensor: &str, crashed: &Crashed<'_>, gateway: &Gateway) {
+/// Logs a crash, puts its report in the outbox and keeps it among the
+/// recent ones.
+fn report_crash(
+    event: &Event,
+    sensor: &str,
+    crashed: &Crashed<'_>,
+    gateway: &Gateway,
+    recent: &RecentCrashes,
+) {
     let Crashed { crash, action, .. } = crashed;
     let evidence_hex = crash
         .evidence
@@ -141,10 +193,12 @@ fn report_crash(event: &Event, sensor: &str, crashed: &Crashed<'_>, gateway: &Ga
             _ => 0,
         },
     };
+    let body = payload::to_vec(&report);
+    recent.record(&body);
     gateway.outbox.append(vec![Message::report(
         sensor.into(),
         gateway.topics.crash(sensor).into(),
-        payload::to_vec(&report),
+        body,
     )]);
 }
 
@@ -177,5 +231,20 @@ fn publish_state(
             since: &since,
         };
         uplink.set_retained(gateway.topics.state(sensor), payload::to_vec(&body));
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_crashes_keep_the_last_ones_in_order() {
+        let recent = RecentCrashes::new(2);
+        for n in 1..=3 {
+            recent.record(format!(r#"{{"n":{n}}}"#).as_bytes());
+        }
+        recent.record(b"not json");
+        let kept: Vec<String> = recent.list().iter().map(|r| r.get().to_string()).collect();
+        assert_eq!(kept, [r#"{"n":2}"#, r#"{"n":3}"#]);
     }
 }

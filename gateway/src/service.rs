@@ -1,5 +1,5 @@
-//! `edgevisor run`: the service. Boot counter, outbox, uplink, the tree and
-//! its reports, then signals: SIGTERM/SIGINT drain and stop cleanly (exit 0),
+//! `edgevisor run`: the service. Boot counter, outbox, uplink, the tree,
+//! its reports and the `edgevisor status` socket, then signals: SIGTERM/SIGINT drain and stop cleanly (exit 0),
 //! SIGHUP reloads, the root giving up ends the process (exit 3) after the
 //! outbox had its chance to drain.
 
@@ -19,7 +19,7 @@ use crate::shutdown::Background;
 use crate::systemd::Systemd;
 use crate::topics::Topics;
 use crate::uplink::Uplink;
-use crate::{boot, reload, reports, tree};
+use crate::{boot, reload, reports, status, tree};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,9 +96,22 @@ impl Service {
         let mut background = Background::default();
         let (groups, tree) = (group_ids(&config), root.clone());
         let (reporting, linked) = (gateway.clone(), uplink.clone());
+        let crashes = Arc::new(reports::RecentCrashes::new(status::RECENT_CRASHES));
+        let recent = crashes.clone();
         background.spawn("crash reports", move |shutdown| {
-            reports::run(events, tree, reporting, linked, groups, shutdown)
+            reports::run(events, tree, reporting, linked, groups, recent, shutdown)
         });
+        let sources = status::Sources {
+            gateway: config.gateway.id.clone(),
+            boot,
+            started_at: started_at.clone(),
+            broker: config.upstream.url.to_string(),
+            root: root.clone(),
+            uplink: uplink.clone(),
+            outbox: outbox.clone(),
+            crashes,
+        };
+        status::start(&state_dir, sources, &mut background);
         let publisher = publish_status(uplink.clone(), gateway.clone(), outbox.clone(), started_at);
         background.spawn_loop("status publisher", publisher);
         let watched = crate::systemd::Watched {

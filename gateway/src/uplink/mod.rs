@@ -15,10 +15,13 @@
 //! - `wire`: one connection's traffic;
 //! - `keepalive`: when to ping and when to give up (pure, unit-tested);
 //! - `session`: packet ids to outbox ids (pure, unit-tested);
-//! - `feeder`: retained values, then the outbox, within the window.
+//! - `feeder`: retained values, then the outbox, within the window;
+//! - `history`: when it last connected and the last error, for
+//!   `edgevisor status`.
 
 mod connection;
 mod feeder;
+mod history;
 mod keepalive;
 mod options;
 mod session;
@@ -32,6 +35,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+pub use history::LinkHistory;
 pub use options::OptionsError;
 
 use crate::config::UpstreamConfig;
@@ -52,6 +56,8 @@ struct Shared {
     progress: AtomicU64,
     /// Publishes acknowledged since start.
     acked: AtomicU64,
+    /// Last connection and last error.
+    history: history::History,
 }
 
 /// What the connection task works with.
@@ -118,6 +124,11 @@ impl Uplink {
     /// Publishes acknowledged by the broker since start.
     pub fn acked(&self) -> u64 {
         self.shared.acked.load(Ordering::Relaxed)
+    }
+
+    /// When the link last connected and its last error.
+    pub fn history(&self) -> LinkHistory {
+        self.shared.history.get()
     }
 
     /// True when the outbox is empty, every retained value was sent and
@@ -200,6 +211,7 @@ async fn drive(parts: Parts, mut stop: watch::Receiver<bool>) {
             Ok((stream, incoming)) => {
                 failures = 0;
                 tracing::info!(%broker, "upstream connected");
+                parts.shared.history.connected();
                 parts.shared.connected.store(true, Ordering::Relaxed);
                 let served = wire::serve(stream, incoming, &parts, &mut stop).await;
                 parts.shared.connected.store(false, Ordering::Relaxed);
@@ -217,6 +229,7 @@ async fn drive(parts: Parts, mut stop: watch::Receiver<bool>) {
             Err(error) => Err(error),
         };
         if let Err(error) = result {
+            parts.shared.history.failed(&error);
             failures += 1;
             let delay = reconnect_delay(failures);
             if failures == 1 || matches!(error, connection::ConnectionError::Refused(_)) {
