@@ -8,11 +8,14 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Mosquitto, TempDir};
+use support::{schemas, Mosquitto, TempDir, Upstream};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_200_sensor_swarm_with_every_fault_loses_nothing() {
     let mut broker = Mosquitto::start().await.unwrap();
+    // Every payload the swarm's gateway publishes is checked against
+    // schemas/ as it arrives (support::Upstream).
+    let upstream = Upstream::connect(broker.port()).await;
     let dir = TempDir::new("swarm");
     let json = dir.0.join("report.json");
     let mut swarm = tokio::process::Command::new(env!("CARGO_BIN_EXE_edgevisor"))
@@ -52,6 +55,11 @@ async fn a_200_sensor_swarm_with_every_fault_loses_nothing() {
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
+    let mut checked = std::collections::BTreeMap::new();
+    for m in upstream.all() {
+        *checked.entry(schemas::schema_for(&m.topic)).or_insert(0u64) += 1;
+    }
+    println!("payloads checked against their schema: {checked:?}");
     assert_eq!(report["lost"], 0, "nothing accepted is lost");
     assert!(
         report["delivered"].as_u64().unwrap() > 5_000,

@@ -3,6 +3,8 @@
 //! real child process with its own state directory.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod schemas;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -28,9 +30,13 @@ pub struct Msg {
     pub retain: bool,
 }
 
-/// Records every message under `edgevisor/#`.
+/// Records every message under `edgevisor/#`, and checks each payload
+/// against its schema in `schemas/` as it arrives: a test that reads what
+/// arrived (or drops its `Upstream`) fails if any payload broke the contract.
 pub struct Upstream {
     msgs: Arc<Mutex<Vec<Msg>>>,
+    /// Payloads that did not match their schema, with why.
+    invalid: Arc<Mutex<Vec<String>>>,
     task: JoinHandle<()>,
 }
 
@@ -43,6 +49,8 @@ impl Upstream {
         options.set_max_packet_size(1 << 22, 1 << 22);
         let (client, mut eventloop) = AsyncClient::new(options, 64);
         let msgs: Arc<Mutex<Vec<Msg>>> = Arc::default();
+        let invalid: Arc<Mutex<Vec<String>>> = Arc::default();
+        let rejected = invalid.clone();
         let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
         let sink = msgs.clone();
         let task = tokio::spawn(async move {
@@ -58,6 +66,9 @@ impl Upstream {
                         }
                     }
                     Ok(Event::Incoming(Incoming::Publish(p))) => {
+                        if let Err(why) = schemas::check_message(&p.topic, &p.payload) {
+                            rejected.lock().unwrap().push(why);
+                        }
                         let json = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
                         sink.lock().unwrap().push(Msg {
                             topic: p.topic.clone(),
@@ -75,12 +86,34 @@ impl Upstream {
             .await
             .unwrap()
             .unwrap();
-        Self { msgs, task }
+        Self {
+            msgs,
+            invalid,
+            task,
+        }
     }
 
-    /// Everything so far.
+    /// Everything so far; panics if a payload so far broke its schema.
     pub fn all(&self) -> Vec<Msg> {
+        self.assert_valid();
         self.msgs.lock().unwrap().clone()
+    }
+
+    /// Panics if a payload so far did not match its schema, quoting the
+    /// first five.
+    pub fn assert_valid(&self) {
+        let invalid = self.invalid.lock().unwrap();
+        assert!(
+            invalid.is_empty(),
+            "{} payload(s) broke their schema:\n{}",
+            invalid.len(),
+            invalid
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
     }
 
     /// Messages on topics ending in `suffix` (e.g. `telemetry/weather`).
@@ -128,6 +161,11 @@ impl Upstream {
 impl Drop for Upstream {
     fn drop(&mut self) {
         self.task.abort();
+        // Messages that arrived after the test last looked are checked too
+        // (unless the test is already failing).
+        if !std::thread::panicking() {
+            self.assert_valid();
+        }
     }
 }
 
