@@ -85,8 +85,8 @@ impl SupervisorHandle {
     /// The handle of the running nested supervisor `id`, if there is one.
     pub fn child_supervisor(&self, id: &str) -> Option<SupervisorHandle> {
         let table = self.shared.table();
-        let key = table.by_id.get(id)?;
-        let nested = table.children.get(key)?.nested.clone()?;
+        let key = table.key_of(id)?;
+        let nested = table.get(key)?.nested.clone()?;
         Some(SupervisorHandle::new(nested))
     }
 

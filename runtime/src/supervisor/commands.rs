@@ -38,7 +38,7 @@ impl Core {
         let id = spec.id.clone();
         let key = {
             let mut table = self.shared.table();
-            if table.by_id.contains_key(&id) {
+            if table.key_of(&id).is_some() {
                 return Err(SpecError::DuplicateChild {
                     supervisor: path.to_string(),
                     id: id.to_string(),
@@ -46,7 +46,7 @@ impl Core {
                 .into());
             }
             if let Strategy::Dynamic { max_children } = self.shared.strategy {
-                if table.children.len() >= max_children {
+                if table.len() >= max_children {
                     return Err(StartChildError::MaxChildren {
                         supervisor: path.to_string(),
                         id: id.to_string(),
@@ -70,7 +70,7 @@ impl Core {
     }
 
     async fn remove_child(&mut self, id: &str) -> Result<(), TerminateChildError> {
-        let key = self.shared.table().by_id.get(id).copied();
+        let key = self.shared.table().key_of(id);
         let Some(key) = key else {
             return Err(TerminateChildError::NotFound {
                 supervisor: self.shared.path.to_string(),

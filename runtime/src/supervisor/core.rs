@@ -160,7 +160,7 @@ impl Drop for Core {
     /// gave up on its start phase) takes its children with it instead of
     /// leaving them running unsupervised.
     fn drop(&mut self) {
-        for child in self.shared.table().children.values_mut() {
+        for child in self.shared.table().children_mut() {
             if let Some(task) = child.task.take() {
                 task.abort();
             }

@@ -88,7 +88,8 @@ impl Core {
     /// Stops every child: in reverse start order, one after another, or all
     /// at once for a dynamic supervisor.
     pub(crate) async fn stop_all(&mut self) {
-        let keys: Vec<u64> = self.shared.table().children.keys().rev().copied().collect();
+        let mut keys = self.shared.table().keys_from(0);
+        keys.reverse();
         if matches!(self.shared.strategy, Strategy::Dynamic { .. }) {
             let stopping: Vec<Stopping> = keys
                 .iter()

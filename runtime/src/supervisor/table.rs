@@ -6,7 +6,6 @@
 //! so a snapshot can be taken at any moment without stopping anything.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -73,8 +72,7 @@ impl Shared {
         let now = Instant::now();
         let children = self
             .table()
-            .children
-            .values()
+            .children()
             .map(|child| child.snapshot(&self.path, now))
             .collect();
         TreeSnapshot {
@@ -149,11 +147,16 @@ impl Child {
     }
 }
 
-/// Children keyed by start order, plus an index by id.
+/// Children in start order, each with the key it was given at start.
+///
+/// A plain vector kept sorted by key: most supervisors here hold one to a
+/// few children (a sensor's own supervisor holds one), where a `BTreeMap`
+/// leaf (eleven slots) and an id index cost several KiB per supervisor;
+/// lookups by key are binary searches and by id a scan, both rare next to
+/// the life of a child.
 #[derive(Default)]
 pub(crate) struct Table {
-    pub(crate) children: BTreeMap<u64, Child>,
-    pub(crate) by_id: HashMap<Arc<str>, u64>,
+    children: Vec<(u64, Child)>,
     next_key: u64,
 }
 
@@ -162,23 +165,52 @@ impl Table {
     pub(crate) fn push(&mut self, spec: ChildSpec, now: Instant) -> u64 {
         let key = self.next_key;
         self.next_key += 1;
-        self.by_id.insert(spec.id.clone(), key);
-        self.children.insert(key, Child::new(spec, now));
+        self.children.push((key, Child::new(spec, now)));
         key
     }
 
     pub(crate) fn remove(&mut self, key: u64) -> Option<Child> {
-        let child = self.children.remove(&key)?;
-        self.by_id.remove(&child.spec.id);
-        Some(child)
+        let at = self.position(key)?;
+        Some(self.children.remove(at).1)
+    }
+
+    pub(crate) fn get(&self, key: u64) -> Option<&Child> {
+        self.position(key).map(|at| &self.children[at].1)
     }
 
     pub(crate) fn get_mut(&mut self, key: u64) -> Option<&mut Child> {
-        self.children.get_mut(&key)
+        self.position(key).map(|at| &mut self.children[at].1)
+    }
+
+    /// The key of the child named `id`.
+    pub(crate) fn key_of(&self, id: &str) -> Option<u64> {
+        self.children
+            .iter()
+            .find(|(_, child)| &*child.spec.id == id)
+            .map(|(key, _)| *key)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.children.len()
+    }
+
+    /// Every child, in start order.
+    pub(crate) fn children(&self) -> impl Iterator<Item = &Child> {
+        self.children.iter().map(|(_, child)| child)
+    }
+
+    /// Every child, in start order, to change.
+    pub(crate) fn children_mut(&mut self) -> impl Iterator<Item = &mut Child> {
+        self.children.iter_mut().map(|(_, child)| child)
     }
 
     /// Keys in start order from `from` (inclusive) on.
     pub(crate) fn keys_from(&self, from: u64) -> Vec<u64> {
-        self.children.range(from..).map(|(k, _)| *k).collect()
+        let at = self.children.partition_point(|(key, _)| *key < from);
+        self.children[at..].iter().map(|(key, _)| *key).collect()
+    }
+
+    fn position(&self, key: u64) -> Option<usize> {
+        self.children.binary_search_by_key(&key, |(k, _)| *k).ok()
     }
 }
