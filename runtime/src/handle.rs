@@ -10,7 +10,7 @@ use crate::child::ChildSpec;
 use crate::error::{Exhausted, StartChildError, SupervisorStopped, TerminateChildError};
 use crate::event::Event;
 use crate::snapshot::TreeSnapshot;
-use crate::supervisor::{Command, Shared, Strategy};
+use crate::supervisor::{Command, Mail, Shared, Strategy};
 
 /// Talks to one supervisor of the tree.
 #[derive(Clone)]
@@ -50,8 +50,8 @@ impl SupervisorHandle {
         let (reply, answer) = oneshot::channel();
         let not_running = || StartChildError::NotRunning(self.shared.path.to_string());
         self.shared
-            .commands
-            .send(Box::new(Command::Start(spec, reply)))
+            .mailbox
+            .send(Box::new(Mail::Command(Command::Start(spec, reply))))
             .map_err(|_| not_running())?;
         answer.await.map_err(|_| not_running())?
     }
@@ -61,8 +61,11 @@ impl SupervisorHandle {
         let (reply, answer) = oneshot::channel();
         let not_running = || TerminateChildError::NotRunning(self.shared.path.to_string());
         self.shared
-            .commands
-            .send(Box::new(Command::Terminate(id.into(), reply)))
+            .mailbox
+            .send(Box::new(Mail::Command(Command::Terminate(
+                id.into(),
+                reply,
+            ))))
             .map_err(|_| not_running())?;
         answer.await.map_err(|_| not_running())?
     }
@@ -74,8 +77,8 @@ impl SupervisorHandle {
     pub async fn ping(&self) -> Result<(), SupervisorStopped> {
         let (reply, answer) = oneshot::channel();
         self.shared
-            .commands
-            .send(Box::new(Command::Ping(reply)))
+            .mailbox
+            .send(Box::new(Mail::Command(Command::Ping(reply))))
             .map_err(|_| SupervisorStopped(self.shared.path.to_string()))?;
         answer
             .await
@@ -100,20 +103,12 @@ impl SupervisorHandle {
     /// Waits for the supervisor's end: `Ok` after a requested stop, `Err`
     /// when it gave up.
     pub async fn wait(&self) -> Result<(), Exhausted> {
-        let mut done = self.shared.done.subscribe();
-        loop {
-            if let Some(result) = done.borrow_and_update().clone() {
-                return result;
-            }
-            if done.changed().await.is_err() {
-                return Ok(());
-            }
-        }
+        self.shared.done.wait().await.clone()
     }
 
     /// True once the supervisor has ended.
     pub fn is_finished(&self) -> bool {
-        self.shared.done.borrow().is_some()
+        self.shared.done.initialized()
     }
 }
 

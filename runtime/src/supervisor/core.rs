@@ -9,12 +9,12 @@
 
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio::time::Sleep;
 
 use super::commands::refuse;
-use super::exit::ExitMsg;
-use super::table::{Command, Shared};
+use super::table::{Mail, Shared};
 use super::timers::Timers;
 use crate::crash::Crash;
 use crate::error::Exhausted;
@@ -23,16 +23,14 @@ use crate::intensity::IntensityWindow;
 use crate::policy::RestartPolicy;
 use crate::supervisor::SupervisorSpec;
 
-/// Exits handled in one go before the loop looks at stop requests again.
-const EXIT_BATCH: usize = 1024;
+/// Mail handled in one go before the loop looks at stop requests again.
+const MAIL_BATCH: usize = 1024;
 
 /// The state only the run loop touches.
 pub(crate) struct Core {
     pub(crate) shared: Arc<Shared>,
     pub(super) spec: Arc<SupervisorSpec>,
-    pub(super) exits_tx: mpsc::UnboundedSender<Box<ExitMsg>>,
-    exits_rx: mpsc::UnboundedReceiver<Box<ExitMsg>>,
-    commands: mpsc::UnboundedReceiver<Box<Command>>,
+    mailbox: mpsc::UnboundedReceiver<Box<Mail>>,
     pub(crate) timers: Timers,
     /// The window shared by children without a policy of their own.
     pub(crate) window: IntensityWindow,
@@ -44,18 +42,15 @@ pub(crate) struct Core {
 impl Core {
     pub(crate) fn new(
         shared: Arc<Shared>,
-        commands: mpsc::UnboundedReceiver<Box<Command>>,
+        mailbox: mpsc::UnboundedReceiver<Box<Mail>>,
         spec: Arc<SupervisorSpec>,
         seed: u64,
     ) -> Self {
-        let (exits_tx, exits_rx) = mpsc::unbounded_channel();
         let policy = Arc::new(spec.policy.clone());
         Self {
             shared,
             spec,
-            exits_tx,
-            exits_rx,
-            commands,
+            mailbox,
             timers: Timers::default(),
             window: IntensityWindow::default(),
             rng: fastrand::Rng::with_seed(seed),
@@ -103,10 +98,13 @@ impl Core {
             path: self.shared.path.to_string(),
             crash,
         });
-        self.shared.done.send_replace(Some(done));
-        self.commands.close();
-        while let Ok(command) = self.commands.try_recv() {
-            refuse(&self.shared.path, *command);
+        // Only this loop sets it, once, as it ends.
+        let _ = self.shared.done.set(done);
+        self.mailbox.close();
+        while let Ok(mail) = self.mailbox.try_recv() {
+            if let Mail::Command(command) = *mail {
+                refuse(&self.shared.path, command);
+            }
         }
         result
     }
@@ -127,18 +125,29 @@ impl Core {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => return Ok(()),
-                Some(exit) = self.exits_rx.recv() => {
-                    Box::pin(self.on_exit(*exit)).await?;
-                    for _ in 0..EXIT_BATCH {
-                        match self.exits_rx.try_recv() {
-                            Ok(exit) => Box::pin(self.on_exit(*exit)).await?,
+                Some(mail) = self.mailbox.recv() => {
+                    self.on_mail(*mail).await?;
+                    for _ in 0..MAIL_BATCH {
+                        match self.mailbox.try_recv() {
+                            Ok(mail) => self.on_mail(*mail).await?,
                             Err(_) => break,
                         }
                     }
                 }
-                Some(command) = self.commands.recv() => Box::pin(self.on_command(*command)).await,
                 _ = sleep.as_mut(), if next.is_some() => Box::pin(self.fire_timers()).await,
             }
+        }
+    }
+
+    /// Handles one piece of mail; `Err` when an exit exhausted the restart
+    /// intensity.
+    fn on_mail(&mut self, mail: Mail) -> BoxFuture<'_, Result<(), Crash>> {
+        match mail {
+            Mail::Exit(exit) => Box::pin(self.on_exit(exit)),
+            Mail::Command(command) => Box::pin(async move {
+                self.on_command(command).await;
+                Ok(())
+            }),
         }
     }
 

@@ -28,7 +28,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 pub use self::spec::{Strategy, SupervisorSpec};
-pub(crate) use self::table::{Command, Shared};
+pub(crate) use self::table::{Command, Mail, Shared};
 
 use self::core::Core;
 use crate::error::{Exhausted, SpecError};
@@ -87,14 +87,14 @@ impl Supervisor {
     /// Starts the tree and returns the task too, for callers that want to
     /// await its end directly.
     pub fn spawn_task(self) -> (SupervisorHandle, JoinHandle<Result<(), Exhausted>>) {
-        let (shared, commands) = Shared::new(
+        let (shared, mailbox) = Shared::new(
             self.name.clone(),
             self.spec.strategy,
             self.bus,
             Default::default(),
         );
         let handle = SupervisorHandle::new(shared.clone());
-        let core = Core::new(shared, commands, Arc::new(self.spec), self.seed);
+        let core = Core::new(shared, mailbox, Arc::new(self.spec), self.seed);
         let task = tokio::spawn(core.run_root());
         (handle, task)
     }

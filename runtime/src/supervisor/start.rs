@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::core::Core;
 use super::exit::ExitMsg;
-use super::table::Shared;
+use super::table::{Mail, Shared};
 use crate::child::{ChildContext, ChildSpec, ChildStart, Running, Starting};
 use crate::crash::{reason, Crash};
 use crate::event::EventKind;
@@ -24,6 +24,7 @@ impl Core {
         let now = Instant::now();
         let keys: Vec<u64> = {
             let mut table = self.shared.table();
+            table.reserve_exact(self.spec.children.len());
             self.spec
                 .children
                 .iter()
@@ -42,11 +43,11 @@ impl Core {
     /// restart policy applies to it like to any other crash.
     pub(crate) async fn start_or_report(&mut self, key: u64, is_restart: bool) {
         if let Err(StartFailed { epoch, crash }) = self.start(key, is_restart).await {
-            let _ = self.exits_tx.send(Box::new(ExitMsg {
+            let _ = self.shared.mailbox.send(Box::new(Mail::Exit(ExitMsg {
                 key,
                 epoch,
                 outcome: Err(crash),
-            }));
+            })));
         }
     }
 
@@ -76,7 +77,7 @@ impl Core {
                 }
             }
         };
-        let task = tokio::spawn(run_child(running, key, epoch, self.exits_tx.clone()));
+        let task = tokio::spawn(run_child(running, key, epoch, self.shared.mailbox.clone()));
         let restarts = {
             let mut table = self.shared.table();
             let Some(child) = table.get_mut(key).filter(|c| c.epoch == epoch) else {
@@ -130,7 +131,7 @@ impl Core {
             }
             ChildStart::Supervisor(nested_spec) => {
                 let path: Arc<str> = format!("{}/{}", self.shared.path, spec.id).into();
-                let (shared, commands) = Shared::new(
+                let (shared, mailbox) = Shared::new(
                     path,
                     nested_spec.strategy,
                     self.shared.bus.clone(),
@@ -138,7 +139,7 @@ impl Core {
                 );
                 let mut core = Core::new(
                     shared.clone(),
-                    commands,
+                    mailbox,
                     nested_spec.clone(),
                     self.rng.u64(..),
                 );
@@ -176,22 +177,17 @@ struct Called {
 }
 
 /// A child's task: runs the body, turns a panic into a crash, reports the end.
-async fn run_child(
-    body: Running,
-    key: u64,
-    epoch: u32,
-    exits: mpsc::UnboundedSender<Box<ExitMsg>>,
-) {
+async fn run_child(body: Running, key: u64, epoch: u32, mailbox: mpsc::UnboundedSender<Box<Mail>>) {
     let outcome = AssertUnwindSafe(body.0)
         .catch_unwind()
         .await
         .unwrap_or_else(|panic| Err(Crash::from_panic(panic)));
     // The supervisor may be gone (shutting down); then nobody needs to know.
-    let _ = exits.send(Box::new(ExitMsg {
+    let _ = mailbox.send(Box::new(Mail::Exit(ExitMsg {
         key,
         epoch,
         outcome,
-    }));
+    })));
 }
 
 /// A start-phase error keeps its message and evidence under reason

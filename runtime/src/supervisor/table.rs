@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, SetOnce};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +21,8 @@ use crate::intensity::IntensityWindow;
 use crate::snapshot::{ChildSnapshot, ChildState, TreeSnapshot};
 use crate::supervisor::Strategy;
 
+use super::exit::ExitMsg;
+
 /// Requests a handle sends to the run loop.
 pub(crate) enum Command {
     Start(ChildSpec, oneshot::Sender<Result<(), StartChildError>>),
@@ -29,37 +31,48 @@ pub(crate) enum Command {
     Ping(oneshot::Sender<()>),
 }
 
+/// What reaches a supervisor's run loop: its handles' requests and its
+/// children's ends, in one mailbox (one channel per supervisor instead of
+/// two: an idle tokio channel costs about 1.5 KiB, and a gateway runs a
+/// supervisor per sensor). Boxed, so an idle channel's block of 32 slots
+/// holds pointers.
+pub(crate) enum Mail {
+    Command(Command),
+    Exit(ExitMsg),
+}
+
 /// What handles, snapshots and the run loop of one supervisor share.
 pub(crate) struct Shared {
     pub(crate) path: Arc<str>,
     pub(crate) strategy: Strategy,
     pub(crate) bus: EventBus,
     pub(crate) stop: CancellationToken,
-    pub(crate) commands: mpsc::UnboundedSender<Box<Command>>,
-    pub(crate) done: watch::Sender<Option<Result<(), Exhausted>>>,
+    pub(crate) mailbox: mpsc::UnboundedSender<Box<Mail>>,
+    /// How the supervisor ended, once it has.
+    pub(crate) done: SetOnce<Result<(), Exhausted>>,
     table: Mutex<Table>,
 }
 
 impl Shared {
-    /// The shared part and the receiving end of its command channel, which
-    /// belongs to the run loop.
+    /// The shared part and the receiving end of its mailbox, which belongs
+    /// to the run loop.
     pub(crate) fn new(
         path: Arc<str>,
         strategy: Strategy,
         bus: EventBus,
         stop: CancellationToken,
-    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Box<Command>>) {
-        let (commands, commands_rx) = mpsc::unbounded_channel();
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Box<Mail>>) {
+        let (mailbox, mailbox_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Self {
             path,
             strategy,
             bus,
             stop,
-            commands,
-            done: watch::channel(None).0,
+            mailbox,
+            done: SetOnce::new(),
             table: Mutex::new(Table::default()),
         });
-        (shared, commands_rx)
+        (shared, mailbox_rx)
     }
 
     /// Locks the table. A poisoned lock only means a panic elsewhere while
@@ -161,6 +174,12 @@ pub(crate) struct Table {
 }
 
 impl Table {
+    /// Makes room for exactly `more` children: the initial ones are known,
+    /// and a sensor's supervisor holds one.
+    pub(crate) fn reserve_exact(&mut self, more: usize) {
+        self.children.reserve_exact(more);
+    }
+
     /// Appends a child after all existing ones and returns its key.
     pub(crate) fn push(&mut self, spec: ChildSpec, now: Instant) -> u64 {
         let key = self.next_key;
