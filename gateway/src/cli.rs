@@ -1,12 +1,41 @@
-//! The command line of SPEC section 6, parsed with clap.
+//! The command line of SPEC section 6, parsed with clap. The one
+//! definition: `main.rs` parses with it, and `packaging/gen` writes the man
+//! pages and shell completions from it.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// `edgevisor --version` with what a bug report from a box needs beyond the
+/// release: the commit (`EDGEVISOR_COMMIT`, from `build.rs`) and whether
+/// `edgevisor demo` brings its own broker (the Pi build leaves it out).
+macro_rules! version {
+    ($broker:literal) => {
+        concat!(
+            env!("CARGO_PKG_VERSION"),
+            " (commit ",
+            env!("EDGEVISOR_COMMIT"),
+            ", embedded broker: ",
+            $broker,
+            ")"
+        )
+    };
+}
+
+/// What `edgevisor --version` prints after the name, e.g. `0.1.0 (commit
+/// 1a2b3c4, embedded broker: yes)`; the commit is "unknown" when built
+/// outside git.
+#[cfg(feature = "embedded-broker")]
+pub const VERSION: &str = version!("yes");
+/// What `edgevisor --version` prints after the name, e.g. `0.1.0 (commit
+/// 1a2b3c4, embedded broker: no)`; the commit is "unknown" when built
+/// outside git.
+#[cfg(not(feature = "embedded-broker"))]
+pub const VERSION: &str = version!("no");
+
 /// An Erlang/OTP-style supervisor for IoT edge gateways.
 #[derive(Debug, Parser)]
-#[command(name = "edgevisor", version, about)]
+#[command(name = "edgevisor", version = VERSION)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -209,6 +209,78 @@ fn an_unknown_group_member_is_located_in_the_list() {
     );
 }
 
+/// The one error of `text`: (line, column, message, hint).
+fn only_error(text: &str) -> (usize, usize, String, String) {
+    let errs = errors(text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    let e = errs.into_iter().next().unwrap();
+    (e.line, e.column, e.message, e.hint.unwrap_or_default())
+}
+
+#[test]
+fn keep_alive_outside_mqtts_range_is_located_at_its_own_line() {
+    let (line, col, message, hint) = only_error(&format!("{MINIMAL}keep_alive = \"500ms\"\n"));
+    assert_eq!((line, col), (6, 14), "at keep_alive, not at url");
+    assert_eq!(message, "keep_alive must be at least 1s");
+    assert!(hint.contains("keep_alive = \"30s\""), "{hint}");
+
+    let (line, col, message, hint) = only_error(&format!("{MINIMAL}keep_alive = \"65536s\"\n"));
+    assert_eq!((line, col), (6, 14));
+    assert_eq!(
+        message,
+        "keep_alive must be at most 65535s (got 18h 12m 16s)"
+    );
+    assert!(hint.contains("1s to 65535s"), "{hint}");
+
+    let config = Config::parse(
+        Path::new("test.toml"),
+        &format!("{MINIMAL}keep_alive = \"65535s\"\n"),
+    )
+    .unwrap();
+    assert_eq!(config.upstream.keep_alive, Duration::from_secs(65535));
+}
+
+#[test]
+fn a_zero_read_or_connect_timeout_is_rejected_with_a_hint() {
+    let sensor = "\n[[sensor]]\nid = \"w\"\ntransport = \"tcp\"\naddress = \"10.0.0.1:1\"\ncodec = \"lines\"\n";
+    let (line, col, message, hint) =
+        only_error(&format!("{MINIMAL}{sensor}read_timeout = \"0s\"\n"));
+    assert_eq!(
+        (line, col, message.as_str()),
+        (12, 16, "read_timeout must be more than 0")
+    );
+    assert!(hint.contains("read_timeout = \"30s\""), "{hint}");
+
+    let (line, col, message, hint) =
+        only_error(&format!("{MINIMAL}{sensor}connect_timeout = \"0ms\"\n"));
+    assert_eq!(
+        (line, col, message.as_str()),
+        (12, 19, "connect_timeout must be more than 0")
+    );
+    assert!(hint.contains("connect_timeout = \"10s\""), "{hint}");
+}
+
+#[test]
+fn a_baud_beyond_u32_is_rejected_not_replaced_by_9600() {
+    let sensor = "\n[[sensor]]\nid = \"gps\"\ntransport = \"serial\"\ndevice = \"/dev/ttyUSB0\"\ncodec = \"nmea\"\n";
+    for bad in ["4294967296", "0", "-9600"] {
+        let (line, col, message, hint) = only_error(&format!("{MINIMAL}{sensor}baud = {bad}\n"));
+        assert_eq!((line, col), (12, 8), "{bad}");
+        assert_eq!(message, format!("invalid baud {bad}"));
+        assert!(hint.contains("baud = 115200"), "{hint}");
+    }
+    let text = format!("{MINIMAL}{sensor}baud = 4294967295\n");
+    let config = Config::parse(Path::new("test.toml"), &text).unwrap();
+    let RootChild::Sensor(gps) = &config.children[0] else {
+        panic!("gps is a sensor")
+    };
+    assert!(
+        matches!(gps.link, LinkConfig::Serial { baud: u32::MAX, .. }),
+        "{:?}",
+        gps.link
+    );
+}
+
 #[test]
 fn every_error_of_a_file_is_reported_at_once() {
     let text = "[gateway]\nid = \"bad id\"\n\n[upstream]\nurl = \"http://x\"\nkeepalive = \"1s\"\n\n[supervisor]\nintensity = 0\n";

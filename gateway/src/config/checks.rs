@@ -1,5 +1,8 @@
-//! Checks of single values: ids, broker URLs, addresses and MQTT topic
-//! filters. Each returns a message and a hint a person can act on.
+//! Checks of single values: ids, broker URLs, addresses, MQTT topic
+//! filters, timeouts and the keep-alive. Each returns a message and a hint a
+//! person can act on.
+
+use std::time::Duration;
 
 use edgevisor_devices::link::mqtt::plain_url;
 use edgevisor_devices::link::{split_host_port, InvalidUrl};
@@ -93,6 +96,37 @@ pub fn topic_prefix(prefix: &str) -> Result<(), (String, String)> {
     Ok(())
 }
 
+/// The longest MQTT keep-alive: CONNECT carries it as 16-bit seconds.
+pub const MAX_KEEP_ALIVE: Duration = Duration::from_secs(u16::MAX as u64);
+
+/// `keep_alive` within what MQTT can carry: 1 s to 65535 s.
+pub fn keep_alive(d: Duration) -> Result<(), (String, String)> {
+    let hint = || "use e.g. keep_alive = \"30s\"; MQTT allows 1s to 65535s (18h 12m 15s)".into();
+    if d < Duration::from_secs(1) {
+        return Err(("keep_alive must be at least 1s".into(), hint()));
+    }
+    if d > MAX_KEEP_ALIVE {
+        let got = humantime::format_duration(d);
+        return Err((
+            format!("keep_alive must be at most 65535s (got {got})"),
+            hint(),
+        ));
+    }
+    Ok(())
+}
+
+/// A timeout that must be more than zero: a zero one fires before anything
+/// can arrive, so the sensor would crash and restart forever.
+pub fn timeout(key: &str, d: Duration, example: &str) -> Result<(), (String, String)> {
+    if d.is_zero() {
+        return Err((
+            format!("{key} must be more than 0"),
+            format!("a zero {key} fails at once on every start; use e.g. {key} = \"{example}\""),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +155,16 @@ mod tests {
         for bad in ["", "a/#/b", "a/b#", "a+/b", "a/+x"] {
             assert!(topic_filter(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn keep_alive_fits_mqtt_and_timeouts_are_positive() {
+        assert!(keep_alive(Duration::from_secs(1)).is_ok());
+        assert!(keep_alive(MAX_KEEP_ALIVE).is_ok());
+        assert!(keep_alive(Duration::from_millis(999)).is_err());
+        assert!(keep_alive(MAX_KEEP_ALIVE + Duration::from_millis(1)).is_err());
+        assert!(timeout("read_timeout", Duration::from_millis(1), "30s").is_ok());
+        assert!(timeout("read_timeout", Duration::ZERO, "30s").is_err());
     }
 
     #[test]

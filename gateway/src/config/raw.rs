@@ -81,7 +81,7 @@ pub struct RawUpstream {
     /// PEM file of extra CA certificates for `mqtts://`.
     pub ca_file: Option<PathBuf>,
     pub topic_prefix: Option<Spanned<String>>,
-    pub keep_alive: Option<Dur>,
+    pub keep_alive: Option<Spanned<Dur>>,
     pub outbox_max_bytes: Option<Size>,
 }
 
@@ -113,7 +113,7 @@ with_policy!(
         pub max_frame: Option<Spanned<Size>>,
         pub on_corrupt: Option<OnCorrupt>,
         pub restart: Option<Word<Restart>>,
-        pub read_timeout: Option<Dur>,
+        pub read_timeout: Option<Spanned<Dur>>,
         // serial
         pub device: Option<Spanned<String>>,
         pub baud: Option<Spanned<i64>>,

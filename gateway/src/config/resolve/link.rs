@@ -41,9 +41,26 @@ fn bad(problems: &mut Vec<Problem>, span: Span, (message, hint): (String, String
     problems.push(Problem::at(Some(span), message).hint(hint));
 }
 
-/// A small integer key: `default` when absent; otherwise one of `ok`, or any
-/// positive number when `ok` is empty. A bad value is reported and replaced
-/// by `default`.
+/// `baud`: 9600 when absent; otherwise a positive number that fits the
+/// `u32` the serial port takes. A bad value is reported.
+fn baud(s: &RawSensor, problems: &mut Vec<Problem>) -> u32 {
+    let Some(b) = &s.baud else { return 9600 };
+    match u32::try_from(*b.get_ref()) {
+        Ok(n) if n > 0 => n,
+        _ => {
+            let hint = "use the sensor's line speed, e.g. baud = 115200 (at most 4294967295)";
+            bad(
+                problems,
+                b.span(),
+                (format!("invalid baud {}", b.get_ref()), hint.into()),
+            );
+            9600
+        }
+    }
+}
+
+/// A small integer key: `default` when absent; otherwise one of `ok`. A bad
+/// value is reported and replaced by `default`.
 fn small_int(
     v: &Option<Spanned<i64>>,
     default: i64,
@@ -52,7 +69,7 @@ fn small_int(
     problems: &mut Vec<Problem>,
 ) -> i64 {
     let Some(v) = v else { return default };
-    if ok.is_empty() && *v.get_ref() > 0 || ok.contains(v.get_ref()) {
+    if ok.contains(v.get_ref()) {
         *v.get_ref()
     } else {
         problems.push(
@@ -67,12 +84,12 @@ fn serial(s: &RawSensor, problems: &mut Vec<Problem>) -> Option<LinkConfig> {
     let Some(device) = &s.device else {
         return missing(s, "device", "\"/dev/serial/by-id/...\"", problems);
     };
-    let baud = small_int(&s.baud, 9600, &[], "baud", problems);
+    let baud = baud(s, problems);
     let data_bits = small_int(&s.data_bits, 8, &[5, 6, 7, 8], "data_bits", problems);
     let stop_bits = small_int(&s.stop_bits, 1, &[1, 2], "stop_bits", problems);
     Some(LinkConfig::Serial {
         device: PathBuf::from(device.get_ref()),
-        baud: u32::try_from(baud).unwrap_or(9600),
+        baud,
         // Checked against the lists above, so the devices crate's
         // parser accepts them; the defaults are never reached.
         data_bits: data_bits.to_string().parse().unwrap_or_default(),
@@ -88,12 +105,18 @@ fn tcp(s: &RawSensor, problems: &mut Vec<Problem>) -> Option<LinkConfig> {
     if let Err(e) = checks::host_port(address.get_ref()) {
         bad(problems, address.span(), e);
     }
+    let connect_timeout = s
+        .connect_timeout
+        .as_ref()
+        .map_or(Duration::from_secs(10), |t| {
+            if let Err(e) = checks::timeout("connect_timeout", t.get_ref().0, "10s") {
+                bad(problems, t.span(), e);
+            }
+            t.get_ref().0
+        });
     Some(LinkConfig::Tcp {
         address: address.get_ref().clone(),
-        connect_timeout: s
-            .connect_timeout
-            .as_ref()
-            .map_or(Duration::from_secs(10), |d| d.get_ref().0),
+        connect_timeout,
     })
 }
 

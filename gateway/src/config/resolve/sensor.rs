@@ -2,6 +2,8 @@
 //! its link resolved (see `link`) and its policy layered over its group's or
 //! the root's.
 
+use std::time::Duration;
+
 use edgevisor_devices::codec::{ChecksumPolicy, CodecKind};
 use edgevisor_devices::link::DEFAULT_READ_TIMEOUT;
 use edgevisor_runtime::Restart;
@@ -10,7 +12,7 @@ use toml::Spanned;
 use super::super::diagnostics::Problem;
 use super::super::raw::RawSensor;
 use super::super::values::{OnCorrupt, Transport};
-use super::super::{Policy, SensorConfig};
+use super::super::{checks, Policy, SensorConfig};
 use super::{link, policy, Span};
 
 /// The largest `max_frame` a sensor may set.
@@ -63,8 +65,19 @@ pub(super) fn sensor(
             .map_or(ChecksumPolicy::Required, |c| c.get_ref().0),
         on_corrupt: s.on_corrupt.unwrap_or(OnCorrupt::Crash),
         restart: s.restart.map_or(Restart::Permanent, |w| w.0),
-        read_timeout: s.read_timeout.map_or(DEFAULT_READ_TIMEOUT, |d| d.0),
+        read_timeout: read_timeout(s, problems),
     })
+}
+
+/// `read_timeout` checked, or the devices crate's default.
+fn read_timeout(s: &RawSensor, problems: &mut Vec<Problem>) -> Duration {
+    let Some(t) = &s.read_timeout else {
+        return DEFAULT_READ_TIMEOUT;
+    };
+    if let Err((m, h)) = checks::timeout("read_timeout", t.get_ref().0, "30s") {
+        problems.push(Problem::at(Some(t.span()), m).hint(h));
+    }
+    t.get_ref().0
 }
 
 /// `max_frame` checked, or the codec's default.

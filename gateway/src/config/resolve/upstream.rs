@@ -7,6 +7,9 @@ use super::super::diagnostics::Problem;
 use super::super::raw::RawUpstream;
 use super::super::{checks, UpstreamConfig};
 
+/// `keep_alive` when the file does not set it.
+const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(30);
+
 /// The resolved upstream, or `None` when the URL is unusable.
 pub(super) fn upstream(
     u: &RawUpstream,
@@ -29,13 +32,12 @@ pub(super) fn upstream(
             }
             p.get_ref().clone()
         });
-    let keep_alive = u.keep_alive.map_or(Duration::from_secs(30), |d| d.0);
-    if keep_alive < Duration::from_secs(1) {
-        problems.push(
-            Problem::at(Some(u.url.span()), "keep_alive must be at least 1s")
-                .hint("use e.g. keep_alive = \"30s\""),
-        );
-    }
+    let keep_alive = u.keep_alive.as_ref().map_or(DEFAULT_KEEP_ALIVE, |d| {
+        if let Err((m, h)) = checks::keep_alive(d.get_ref().0) {
+            problems.push(Problem::at(Some(d.span()), m).hint(h));
+        }
+        d.get_ref().0
+    });
     Some(UpstreamConfig {
         url: url?,
         client_id: u.client_id.as_ref().map_or_else(
