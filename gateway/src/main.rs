@@ -3,6 +3,7 @@
 //! 2 bad config, 3 root supervisor gave up; `status` exits 1 when no service
 //! answers.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -124,7 +125,8 @@ fn swarm(args: edgevisor_harness::swarm::SwarmArgs) -> ExitCode {
             }
         }
         Ok(Err(e)) => {
-            eprintln!("edgevisor swarm: {e:#}");
+            // After SIGHUP stderr may be a closed terminal: never panic on it.
+            let _ = writeln!(std::io::stderr(), "edgevisor swarm: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -135,7 +137,8 @@ fn demo(args: edgevisor_harness::demo::DemoArgs) -> ExitCode {
         Err(code) => code,
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
-            eprintln!("edgevisor demo: {e:#}");
+            // After SIGHUP stderr may be a closed terminal: never panic on it.
+            let _ = writeln!(std::io::stderr(), "edgevisor demo: {e:#}");
             ExitCode::from(1)
         }
     }

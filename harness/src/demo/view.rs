@@ -1,11 +1,13 @@
 //! The demo's live view: the supervision tree (each child's state, restarts
-//! and last crash reason) and the latest crash reports, redrawn in place from
-//! what the gateway publishes upstream.
+//! and last crash reason) and the latest crash reports, built from what the
+//! gateway publishes upstream. It makes frames; `screen` lays them out.
 
 use std::collections::VecDeque;
-use std::fmt::Write;
 
 use serde_json::Value;
+
+/// Crash reports kept for the view: more than a tall terminal shows.
+const CRASHES_KEPT: usize = 64;
 
 /// What the view shows.
 #[derive(Default)]
@@ -14,6 +16,18 @@ pub struct View {
     crashes: VecDeque<String>,
     telemetry: u64,
     dead_letters: u64,
+}
+
+/// One frame, in sections the screen fits by priority: the header, then the
+/// tree, then as many crash reports as there are rows left.
+pub struct Frame {
+    /// Always shown; its first line starts with `edgevisor demo` and the
+    /// seconds since the start.
+    pub header: Vec<String>,
+    /// A blank line, the title and the tree.
+    pub tree: Vec<String>,
+    /// A blank line, the title and the crash reports, newest first.
+    pub crashes: Vec<String>,
 }
 
 impl View {
@@ -27,61 +41,77 @@ impl View {
             "telemetry" => self.telemetry += 1,
             "deadletter" => self.dead_letters += 1,
             "crash" => {
-                let evidence = json["evidence_hex"].as_str().unwrap_or("");
-                let evidence = if evidence.len() > 24 {
-                    format!("{}...", &evidence[..24])
-                } else {
-                    evidence.to_string()
-                };
-                self.crashes.push_front(format!(
-                    "{} {:<28} {:<13} -> {:<10} {} [{}]",
-                    json["ts"].as_str().unwrap_or("").get(11..23).unwrap_or(""),
-                    json["path"].as_str().unwrap_or(""),
-                    json["reason"].as_str().unwrap_or(""),
-                    json["action"].as_str().unwrap_or(""),
-                    json["error"]
-                        .as_str()
-                        .unwrap_or("")
-                        .chars()
-                        .take(48)
-                        .collect::<String>(),
-                    evidence
-                ));
-                self.crashes.truncate(8);
+                self.crashes.push_front(crash_line(&json));
+                self.crashes.truncate(CRASHES_KEPT);
             }
             _ => {}
         }
     }
 
-    /// The whole screen.
-    pub fn render(&self, elapsed: f64, broker: &str) -> String {
-        let mut out = String::new();
-        let _ = writeln!(out, "edgevisor demo  {elapsed:5.1}s  broker {broker}  readings delivered {}  dead letters {}", self.telemetry, self.dead_letters);
-        let _ = writeln!(
-            out,
-            "\nsupervision tree (state, restarts, last crash reason):"
-        );
+    /// The frame at `elapsed` seconds, for the broker at `broker`.
+    pub fn frame(&self, elapsed: f64, broker: &str) -> Frame {
+        let header = vec![
+            format!(
+                "edgevisor demo  {elapsed:5.1}s  readings delivered {}  dead letters {}",
+                self.telemetry, self.dead_letters
+            ),
+            format!("broker {broker}  Ctrl-C stops"),
+        ];
+        let mut tree = vec![
+            String::new(),
+            "supervision tree (state, restarts, last crash reason):".to_string(),
+        ];
         match &self.tree {
-            Some(tree) => {
-                let _ = writeln!(out, "  root ({})", tree["strategy"].as_str().unwrap_or(""));
-                for child in tree["children"].as_array().into_iter().flatten() {
-                    node(&mut out, child, 2);
+            Some(root) => {
+                let strategy = root["strategy"].as_str().unwrap_or("");
+                tree.push(format!("  root ({strategy})"));
+                for child in root["children"].as_array().into_iter().flatten() {
+                    node(&mut tree, child, 2);
                 }
             }
-            None => out.push_str("  (waiting for the gateway)\n"),
+            None => tree.push("  (waiting for the gateway)".to_string()),
         }
-        let _ = writeln!(out, "\nlatest crash reports:");
+        let mut crashes = vec![String::new(), "latest crash reports:".to_string()];
         if self.crashes.is_empty() {
-            out.push_str("  (none yet)\n");
+            crashes.push("  (none yet)".to_string());
         }
-        for line in &self.crashes {
-            let _ = writeln!(out, "  {line}");
+        crashes.extend(self.crashes.iter().map(|line| format!("  {line}")));
+        Frame {
+            header,
+            tree,
+            crashes,
         }
-        out
     }
 }
 
-fn node(out: &mut String, child: &Value, depth: usize) {
+/// One crash report on one line, most telling first: time, where, why,
+/// what the supervisor did, then the error and the evidence, which a
+/// narrow terminal cuts.
+fn crash_line(json: &Value) -> String {
+    let evidence = json["evidence_hex"].as_str().unwrap_or("");
+    let evidence = match evidence.get(..24) {
+        Some(head) if evidence.len() > 24 => format!("{head}..."),
+        _ => evidence.to_string(),
+    };
+    let path = json["path"].as_str().unwrap_or("");
+    format!(
+        "{} {:<15} {:<13} -> {:<10} {} [{}]",
+        json["ts"].as_str().unwrap_or("").get(11..23).unwrap_or(""),
+        // Every path starts at the root the tree above shows.
+        path.strip_prefix("root/").unwrap_or(path),
+        json["reason"].as_str().unwrap_or(""),
+        json["action"].as_str().unwrap_or(""),
+        json["error"]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .take(48)
+            .collect::<String>(),
+        evidence
+    )
+}
+
+fn node(out: &mut Vec<String>, child: &Value, depth: usize) {
     let state = child["state"].as_str().unwrap_or("?");
     let mark = match state {
         "running" => "+",
@@ -91,27 +121,42 @@ fn node(out: &mut String, child: &Value, depth: usize) {
     };
     let kids = child["children"].as_array().map_or(0, Vec::len);
     let id = child["id"].as_str().unwrap_or("?");
+    let indent = depth * 2;
     // A connection pool can hold hundreds of children: show a count.
     if id == "conns" {
-        let _ = writeln!(
-            out,
-            "{:indent$}{mark} conns: {kids} connection(s)",
-            "",
-            indent = depth * 2
-        );
+        out.push(format!("{:indent$}{mark} conns: {kids} connection(s)", ""));
         return;
     }
-    let _ = writeln!(
-        out,
+    let line = format!(
         "{:indent$}{mark} {:<22} {:<12} restarts {:<3} {}",
         "",
         id,
         state,
         child["restarts"].as_u64().unwrap_or(0),
         child["last_reason"].as_str().unwrap_or(""),
-        indent = depth * 2
     );
+    out.push(line.trim_end().to_string());
     for grandchild in child["children"].as_array().into_iter().flatten() {
         node(out, grandchild, depth + 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crash_is_one_line_without_the_root() {
+        let mut view = View::default();
+        let crash = br#"{"ts":"2025-01-01T12:00:01.250Z","path":"root/barn/tcp-0001",
+            "reason":"corrupt_frame","action":"restart","error":"frame crc mismatch",
+            "evidence_hex":"a55a0100200000000000000000000000"}"#;
+        view.book("crash/tcp-0001", crash);
+        let frame = view.frame(1.0, "mqtt://127.0.0.1:1883");
+        let line = frame.crashes.last().expect("a crash line");
+        assert!(line.starts_with("  12:00:01.250 barn/tcp-0001 "), "{line}");
+        assert!(line.contains("corrupt_frame -> restart"), "{line}");
+        assert!(line.ends_with("[a55a01002000000000000000...]"), "{line}");
+        assert!(frame.header[0].starts_with("edgevisor demo    1.0s"));
     }
 }

@@ -30,7 +30,31 @@ pub struct RunConfig<'a> {
     pub sensors: &'a [Table],
 }
 
-impl RunConfig<'_> {
+impl<'a> RunConfig<'a> {
+    /// The config of a run reading `sensors`, with the gateway's own
+    /// supervisor defaults and no groups. The demo and the swarm differ only
+    /// in what they add with `supervisor` and `groups`.
+    pub fn new(gateway_id: &'a str, dir: &'a Path, broker_port: u16, sensors: &'a [Table]) -> Self {
+        Self {
+            gateway_id,
+            dir,
+            broker_port,
+            supervisor: Table::new(),
+            groups: Vec::new(),
+            sensors,
+        }
+    }
+
+    /// With these `[supervisor]` keys.
+    pub fn supervisor(self, supervisor: Table) -> Self {
+        Self { supervisor, ..self }
+    }
+
+    /// With these `[[group]]` tables.
+    pub fn groups(self, groups: Vec<Table>) -> Self {
+        Self { groups, ..self }
+    }
+
     /// The config as TOML text.
     pub fn to_toml(&self) -> anyhow::Result<String> {
         let state_dir = self.dir.join("state").display().to_string();

@@ -7,6 +7,7 @@
 //! - `faults`: the seeded fault plan, and the task that injects it;
 //! - `account`: the books, by `(sensor, boot, seq)`;
 //! - `process`: the gateway process, its CPU and memory;
+//! - `lifetime`: the run's folder and the signals that stop a run early;
 //! - `observer`: the MQTT client that reads what the gateway publishes;
 //! - `config`: the gateway config of a run, written with `toml`;
 //! - `report`: the final table and JSON.
@@ -14,25 +15,29 @@
 pub mod account;
 pub mod faults;
 pub mod fleet;
+pub mod lifetime;
 pub mod process;
 pub mod report;
 
 pub mod config;
 mod observer;
+mod upstream;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::sim::broker::Mosquitto;
 use anyhow::Context;
 
 use account::Account;
 use config::RunConfig;
 use faults::{FaultPlan, Injected};
 use fleet::Mix;
+use lifetime::{RunDir, StopSignals};
 pub use observer::observe;
 use report::{Ending, Report, RunBooks, Written};
+use upstream::{Broker, Upstream};
 
 /// The swarm's options.
 #[derive(Debug, Clone, clap::Args)]
@@ -73,9 +78,13 @@ pub struct SwarmArgs {
     /// Write the final report as one JSON object to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Working directory (config, state, logs, pty links); a temporary one by default.
+    /// Working directory (config, state, logs, pty links), kept after the
+    /// run; by default a temporary one, removed at the end.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Keep the temporary working directory and say where it is.
+    #[arg(long)]
+    pub keep: bool,
     /// The gateway binary (default: this one).
     #[arg(long)]
     pub gateway_bin: Option<PathBuf>,
@@ -95,41 +104,46 @@ impl SwarmArgs {
     }
 }
 
-/// Where the broker comes from. An owned broker lives until the report is
-/// done (it is killed when dropped).
-#[derive(Clone)]
-enum Broker {
-    Owned(Arc<tokio::sync::Mutex<Mosquitto>>),
-    External,
-}
-
-/// The upstream broker of a run and the port it listens on.
-struct Upstream {
-    broker: Broker,
-    port: u16,
-}
-
-/// Runs a swarm to the end and returns its report.
+/// Runs a swarm to the end and returns its report. SIGHUP, SIGTERM and
+/// SIGINT end it early, as an error, once the gateway, the broker and the
+/// temporary folder are gone.
 pub async fn run(args: SwarmArgs) -> anyhow::Result<Report> {
+    let mut signals = StopSignals::install()?;
+    let dir = match &args.dir {
+        Some(dir) => RunDir::given(dir.clone())?,
+        None => RunDir::temporary("edgevisor-swarm-", args.keep)?,
+    };
+    let outcome = swarm(&args, dir.path(), &mut signals).await;
+    if let (Some(path), None) = (dir.stays(), &args.dir) {
+        // stderr may be a closed terminal by now: never fail on it.
+        let _ = writeln!(
+            std::io::stderr(),
+            "edgevisor swarm: config, log and outbox kept in {}",
+            path.display()
+        );
+    }
+    outcome
+}
+
+/// The run itself, in `dir`. Whatever ends it (the end of the drain, the
+/// gateway exiting, a signal), the gateway, the sensors and the broker are
+/// stopped before it returns.
+async fn swarm(args: &SwarmArgs, dir: &Path, signals: &mut StopSignals) -> anyhow::Result<Report> {
     let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
-    let dir = work_dir(&args)?;
-    let upstream = upstream(&args).await?;
+    let upstream = Upstream::start(args.broker.as_deref()).await?;
     let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let fleet = fleet::start(
-        args.mix(),
-        args.rate,
-        !args.no_flap,
-        upstream.port,
-        &dir,
-        listen,
-    )
-    .await
-    .context("cannot start the simulated sensors")?;
+    let mix = args.mix();
+    let fleet = fleet::start(mix, args.rate, !args.no_flap, upstream.port, dir, listen)
+        .await
+        .context("cannot start the simulated sensors")?;
     let binary = match &args.gateway_bin {
         Some(b) => b.clone(),
         None => std::env::current_exe().context("cannot find the edgevisor binary")?,
     };
-    let config_path = write_config(&dir, upstream.port, &fleet, &binary).await?;
+    let config_path = RunConfig::new("swarm", dir, upstream.port, &fleet.sensors)
+        .supervisor(supervisor())
+        .write(&binary)
+        .await?;
     let account = Arc::new(Mutex::new(Account::default()));
     let observer = observe_into(upstream.port, account.clone()).await?;
     let mut gateway =
@@ -145,21 +159,27 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<Report> {
         injected.clone(),
         upstream.broker.clone(),
     ));
-    send(&args, &mut gateway, &fleet, &account).await?;
+    let phases = async {
+        send(args, &mut gateway, &fleet, &account).await?;
+        faults.abort();
+        let written = silence(&fleet).await;
+        let run = RunBooks::now(&account);
+        Ok((written, run, drain(&account).await))
+    };
+    let outcome: anyhow::Result<_> = tokio::select! {
+        biased;
+        signal = signals.recv() => Err(anyhow::anyhow!(
+            "stopped by {} before the end of the run", signal.name()
+        )),
+        outcome = phases => outcome,
+    };
     faults.abort();
-    let written = silence(&fleet).await;
-    let run = RunBooks::now(&account);
-    let drained = drain(&account).await;
     let usage = gateway.usage();
     let gateway_exit = gateway.stop().await;
-    for sim in &fleet.sims {
-        sim.handle().stop();
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    observer.abort();
-    drop(upstream);
+    shut_down(&fleet, observer, upstream).await;
+    let (written, run, drained) = outcome?;
     if !args.quiet {
-        eprintln!();
+        let _ = writeln!(std::io::stderr());
     }
     let injected = injected
         .lock()
@@ -173,7 +193,7 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<Report> {
         usage,
         gateway_exit,
     };
-    let report = Report::build(&args, seed, &account, ending);
+    let report = Report::build(args, seed, &account, ending);
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -181,63 +201,32 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// The working directory, created.
-fn work_dir(args: &SwarmArgs) -> anyhow::Result<PathBuf> {
-    let dir = args.dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("edgevisor-swarm-{}", std::process::id()))
-    });
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
-}
-
-/// The swarm's gateway config: fast backoff and a short quarantine, so
-/// faults run their course within the run.
-async fn write_config(
-    dir: &Path,
-    port: u16,
+/// After the gateway stopped: the sensors stop, the observer gets a moment
+/// for the last messages, and a broker of our own is killed and waited for.
+async fn shut_down(
     fleet: &fleet::Fleet,
-    binary: &Path,
-) -> anyhow::Result<PathBuf> {
-    RunConfig {
-        gateway_id: "swarm",
-        dir,
-        broker_port: port,
-        supervisor: config::table([
-            ("backoff_initial", "50ms".into()),
-            ("backoff_max", "1s".into()),
-            ("backoff_reset", "10s".into()),
-            ("intensity", 10.into()),
-            ("period", "10s".into()),
-            ("quarantine_for", "5s".into()),
-        ]),
-        groups: Vec::new(),
-        sensors: &fleet.sensors,
+    observer: tokio::task::JoinHandle<()>,
+    upstream: Upstream,
+) {
+    for sim in &fleet.sims {
+        sim.handle().stop();
     }
-    .write(binary)
-    .await
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    observer.abort();
+    upstream.stop().await;
 }
 
-/// The broker given by `--broker`, or a Mosquitto of our own.
-async fn upstream(args: &SwarmArgs) -> anyhow::Result<Upstream> {
-    match &args.broker {
-        Some(url) => {
-            let port = config::broker_port(url)?;
-            Ok(Upstream {
-                broker: Broker::External,
-                port,
-            })
-        }
-        None => {
-            let m = Mosquitto::start().await.context(
-                "cannot start mosquitto (install it, or pass --broker mqtt://host:port)",
-            )?;
-            let port = m.port();
-            Ok(Upstream {
-                broker: Broker::Owned(Arc::new(tokio::sync::Mutex::new(m))),
-                port,
-            })
-        }
-    }
+/// The swarm's supervisor: fast backoff and a short quarantine, so faults
+/// run their course within the run.
+fn supervisor() -> config::Table {
+    config::table([
+        ("backoff_initial", "50ms".into()),
+        ("backoff_max", "1s".into()),
+        ("backoff_reset", "10s".into()),
+        ("intensity", 10.into()),
+        ("period", "10s".into()),
+        ("quarantine_for", "5s".into()),
+    ])
 }
 
 /// Books everything the gateway `swarm` publishes into `account`.
@@ -267,10 +256,7 @@ async fn send(
     while began.elapsed() < args.duration {
         tokio::time::sleep(Duration::from_secs(1)).await;
         if let Some(code) = gateway.exited() {
-            anyhow::bail!(
-                "the gateway exited early with {code}; see {}",
-                gateway.log.display()
-            );
+            return Err(gateway.failure(code));
         }
         if !args.quiet {
             progress(began, fleet, account);
@@ -312,7 +298,9 @@ fn progress(began: Instant, fleet: &fleet::Fleet, account: &Mutex<Account>) {
     let sent: u64 = fleet.sims.iter().map(|s| s.handle().written()).sum();
     let books = account.lock().unwrap_or_else(PoisonError::into_inner);
     let crashes: u64 = books.crashes_by_reason.values().sum();
-    eprint!(
+    // stderr may be a terminal that was just closed: never fail on it.
+    let _ = write!(
+        std::io::stderr(),
         "\r[{:>4.0}s] sent {sent}  accepted {}  delivered {}  duplicates {}  crashes {crashes}  quarantined {}   ",
         began.elapsed().as_secs_f64(),
         books.accepted(),

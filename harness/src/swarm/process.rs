@@ -1,11 +1,18 @@
 //! The gateway under test as a child process, so its CPU time and peak
 //! memory are its own and a crash of the harness cannot hide one of the
 //! gateway.
+//!
+//! It runs in a process group of its own: the terminal's Ctrl-C and hangup
+//! reach the demo or swarm only (which then stops the gateway in order,
+//! before the sensors), and the whole group is signalled on every way out,
+//! including when this handle is dropped on an error.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use anyhow::Context;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 /// A running `edgevisor run`.
@@ -58,6 +65,7 @@ impl GatewayProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(out)
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()?;
         Ok(Self { child, log })
@@ -96,21 +104,36 @@ impl GatewayProcess {
         }
     }
 
-    /// Asks it to stop (SIGTERM) and waits for its exit code.
-    pub async fn stop(&mut self) -> Option<i32> {
-        if let Some(pid) = self.pid() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+    /// Signals its process group, while it has not been waited for (after
+    /// that its pid may belong to someone else).
+    fn signal_group(&self, signal: Signal) {
+        if let Some(pid) = self.pid().and_then(|p| i32::try_from(p).ok()) {
+            let _ = killpg(Pid::from_raw(pid), signal);
         }
+    }
+
+    /// Asks it to stop (SIGTERM) and waits for its exit code; kills its
+    /// group after 30 s.
+    pub async fn stop(&mut self) -> Option<i32> {
+        self.signal_group(Signal::SIGTERM);
         match tokio::time::timeout(std::time::Duration::from_secs(30), self.child.wait()).await {
             Ok(Ok(status)) => status.code(),
             _ => {
-                let _ = self.child.kill().await;
+                self.signal_group(Signal::SIGKILL);
+                let _ = self.child.wait().await;
                 None
             }
         }
+    }
+
+    /// The error for a gateway that exited by itself with `code`, with the
+    /// end of its log: the run's folder (and the log) may be gone by the
+    /// time the user reads it.
+    pub fn failure(&self, code: i32) -> anyhow::Error {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+        anyhow::anyhow!("the gateway exited with {code}; the end of its log:\n{tail}")
     }
 
     /// True once it has exited.
@@ -120,5 +143,13 @@ impl GatewayProcess {
             .ok()
             .flatten()
             .map(|s| s.code().unwrap_or(-1))
+    }
+}
+
+impl Drop for GatewayProcess {
+    /// An error or a panic left it running: kill its whole group, so
+    /// nothing it started outlives the run.
+    fn drop(&mut self) {
+        self.signal_group(Signal::SIGKILL);
     }
 }
