@@ -11,9 +11,9 @@
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::EnvFilter;
 
 /// journald's native-protocol socket; its presence means journald listens.
 const JOURNALD_SOCKET: &str = "/run/systemd/journal/socket";
@@ -49,7 +49,7 @@ pub enum Sink {
 /// says which sink it chose. Missing journald is not an error: logs then go
 /// to stderr, with one line saying why when journald was asked for.
 pub fn init(format: LogFormat) -> Sink {
-    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = log_filter;
     let wants_journald = match format {
         LogFormat::Auto => journald_expected(),
         LogFormat::Journald => true,
@@ -74,17 +74,19 @@ pub fn init(format: LogFormat) -> Sink {
     let sink = if format == LogFormat::Json {
         let _ = tracing_subscriber::fmt()
             .json()
-            .with_env_filter(filter())
             .with_writer(std::io::stderr)
+            .finish()
+            .with(filter())
             .try_init();
         Sink::Json
     } else {
         // Colours only for a person at a terminal, never in files or pipes.
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter())
             .with_writer(std::io::stderr)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_target(false)
+            .finish()
+            .with(filter())
             .try_init();
         Sink::Text
     };
@@ -92,6 +94,21 @@ pub fn init(format: LogFormat) -> Sink {
         tracing::warn!(error = %e, "journald is not reachable; logging to stderr");
     }
     sink
+}
+
+/// `RUST_LOG` as a list of `level` and `target=level` directives (for
+/// example `debug` or `info,rumqttc=warn`), `info` when unset or invalid.
+/// Per-target levels are all a gateway's operator needs; `EnvFilter`'s span
+/// and field filters would bring a regex engine, a tenth of the binary that
+/// must fit a Pi's 8 MiB budget.
+fn log_filter() -> Targets {
+    filter_from(std::env::var("RUST_LOG").ok().as_deref())
+}
+
+fn filter_from(directives: Option<&str>) -> Targets {
+    directives
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
 }
 
 /// True when journald is the natural destination: systemd connected our
@@ -108,6 +125,21 @@ fn socket_answers(path: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use tracing::Level;
+
+    #[test]
+    fn rust_log_sets_levels_per_target_and_defaults_to_info() {
+        let f = super::filter_from(Some("warn,rumqttc=error,edgevisor=debug"));
+        assert!(f.would_enable("edgevisor::uplink", &Level::DEBUG));
+        assert!(!f.would_enable("rumqttc::state", &Level::WARN));
+        assert!(!f.would_enable("rustls", &Level::INFO));
+        for unset_or_bad in [None, Some("edgevisor=loud")] {
+            let f = super::filter_from(unset_or_bad);
+            assert!(f.would_enable("edgevisor", &Level::INFO));
+            assert!(!f.would_enable("edgevisor", &Level::DEBUG));
+        }
+    }
+
     use super::*;
 
     #[test]
