@@ -53,6 +53,9 @@ pub struct Batch {
     pub deletes: Vec<u64>,
     /// Bytes to free by dropping the oldest telemetry on disk.
     pub over: u64,
+    /// Telemetry up to this id is with the uplink: dropping it for the
+    /// bound could count as lost a reading that is then delivered.
+    pub keep_through: u64,
     pub(super) delivered: Vec<(u64, Arc<str>, u64)>,
     pub(super) through: u64,
 }

@@ -254,6 +254,14 @@ impl Backend for Durable {
             }
             out.extend(merged.into_values().take(room));
         }
+        let mut state = self.shared.lock();
+        for class in [Class::Report, Class::Telemetry] {
+            let through = out.iter().filter(|m| m.class == class).map(|m| m.id).max();
+            if let Some(through) = through {
+                state.handed_out(class, through);
+            }
+        }
+        drop(state);
         out
     }
 

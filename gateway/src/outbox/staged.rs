@@ -48,6 +48,12 @@ pub struct State {
     /// messages up to it (those that waited a full linger without being
     /// acknowledged) are written.
     clock_upto: u64,
+    /// The highest id of each class handed to the uplink. Drops for the
+    /// bound skip these: they may be in flight and acknowledged later, and
+    /// a drop counted for a reading that then arrives over-reports loss.
+    /// They are at most the uplink's window, so the bound may be exceeded
+    /// by that much.
+    sent_through: [u64; 2],
     /// A caller waits in `sync`: commit now, without lingering.
     pub urgent: bool,
     /// The last handle is gone: flush and stop.
@@ -80,6 +86,7 @@ impl State {
             memory_bound,
             first_staged: None,
             clock_upto: max_id,
+            sent_through: [0; 2],
             urgent: false,
             closing: false,
         }
@@ -123,14 +130,16 @@ impl State {
         self.staged[0].len() + self.staged[1].len()
     }
 
-    /// Drops the oldest staged telemetry not being written (then reports)
-    /// until `bytes` are freed; counted per sensor.
+    /// Drops the oldest staged telemetry not being written and not handed
+    /// to the uplink (then reports) until `bytes` are freed; counted per
+    /// sensor.
     fn drop_staged(&mut self, bytes: u64) {
         let mut freed = 0;
         for class in [Class::Telemetry, Class::Report] {
+            let keep = self.writing_through.max(self.sent_through[class as usize]);
             let queue = &mut self.staged[class as usize];
             while freed < bytes {
-                let Some((&id, _)) = queue.range(self.writing_through + 1..).next() else {
+                let Some((&id, _)) = queue.range(keep + 1..).next() else {
                     break;
                 };
                 if let Some(entry) = queue.remove(&id) {
@@ -140,6 +149,13 @@ impl State {
             }
         }
         self.staged_bytes -= freed.min(self.staged_bytes);
+    }
+
+    /// Notes that the uplink now holds every message of `class` up to
+    /// `through` (see `sent_through`).
+    pub fn handed_out(&mut self, class: Class, through: u64) {
+        let sent = &mut self.sent_through[class as usize];
+        *sent = (*sent).max(through);
     }
 
     /// The staged messages of `class` after `after` (up to `limit`), and the
@@ -266,6 +282,7 @@ impl State {
             inserts,
             deletes: std::mem::take(&mut self.deletes),
             over: self.bytes().saturating_sub(self.max_bytes),
+            keep_through: self.sent_through[Class::Telemetry as usize],
             delivered,
             through,
         }
@@ -405,6 +422,20 @@ mod tests {
 
     fn ids(batch: &Batch) -> Vec<u64> {
         batch.inserts.iter().map(|(id, _)| *id).collect()
+    }
+
+    #[test]
+    fn the_bound_drops_what_the_uplink_has_not_taken_yet() {
+        let mut s = State::new(Default::default(), 0, 1 << 20, 40);
+        s.append(vec![reading(1), reading(2)], 0);
+        s.handed_out(Class::Telemetry, 1);
+        // 3 x 13 bytes fit; a fourth is over the 40-byte bound.
+        s.append(vec![reading(3), reading(4)], 0);
+        assert_eq!(s.dropped.get("s"), Some(&1), "one reading dropped");
+        let kept = s.snapshot(Class::Telemetry, 0, 10).0;
+        let kept: Vec<u64> = kept.iter().map(|m| m.id).collect();
+        assert_eq!(kept, [1, 3, 4], "id 1 is with the uplink; id 2 went");
+        assert_eq!(s.take(Take::All).keep_through, 1);
     }
 
     #[test]

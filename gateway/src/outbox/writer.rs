@@ -195,7 +195,7 @@ impl Writer {
         }
         let freed = delete(&tx, &batch.deletes, &mut outcome)?;
         if batch.over > freed {
-            drop_oldest(&tx, batch.over - freed, &mut outcome)?;
+            drop_oldest(&tx, batch.over - freed, batch.keep_through, &mut outcome)?;
         }
         tx.commit()?;
         outcome.fsyncs = 1;
@@ -306,13 +306,20 @@ fn delete(tx: &Transaction<'_>, ids: &[u64], outcome: &mut Outcome) -> rusqlite:
     Ok(freed)
 }
 
-/// Drops the oldest telemetry on disk until `bytes` are freed, counting
-/// per sensor.
-fn drop_oldest(tx: &Transaction<'_>, bytes: u64, outcome: &mut Outcome) -> rusqlite::Result<()> {
+/// Drops the oldest telemetry on disk above `keep_through` (what the
+/// uplink holds) until `bytes` are freed, counting per sensor.
+fn drop_oldest(
+    tx: &Transaction<'_>,
+    bytes: u64,
+    keep_through: u64,
+    outcome: &mut Outcome,
+) -> rusqlite::Result<()> {
     let mut statement = tx.prepare_cached(
-        "SELECT id, sensor, length(topic) + length(payload) FROM telemetry ORDER BY id LIMIT 4096",
+        "SELECT id, sensor, length(topic) + length(payload) FROM telemetry \
+         WHERE id > ?1 ORDER BY id LIMIT 4096",
     )?;
-    let mut rows = statement.query([])?;
+    let keep_through = i64::try_from(keep_through).unwrap_or(i64::MAX);
+    let mut rows = statement.query([keep_through])?;
     let mut freed = 0u64;
     let mut last = None;
     while freed < bytes {
@@ -329,7 +336,10 @@ fn drop_oldest(tx: &Transaction<'_>, bytes: u64, outcome: &mut Outcome) -> rusql
     }
     drop(rows);
     if let Some(last) = last {
-        tx.execute("DELETE FROM telemetry WHERE id <= ?1", [last])?;
+        tx.execute(
+            "DELETE FROM telemetry WHERE id > ?1 AND id <= ?2",
+            [keep_through, last],
+        )?;
     }
     Ok(())
 }
