@@ -37,7 +37,7 @@ async fn two_hundred_connections_twenty_corrupt_the_rest_deliver_without_a_gap()
         .await;
 
     let target = format!("127.0.0.1:{port}").parse().unwrap();
-    let clients: Vec<TcpSensorClient> = (1..=CLIENTS)
+    let mut clients: Vec<TcpSensorClient> = (1..=CLIENTS)
         .map(|k| {
             let mut sim = SimConfig::new(CodecKind::Frame, 20.0);
             sim.first_seq = k * SPAN;
@@ -58,8 +58,8 @@ async fn two_hundred_connections_twenty_corrupt_the_rest_deliver_without_a_gap()
         })
         .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    for client in &clients {
-        client.handle.stop();
+    for client in &mut clients {
+        client.handle.stop_and_wait().await;
     }
     let written: HashMap<u64, u64> = clients
         .iter()

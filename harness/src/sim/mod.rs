@@ -109,6 +109,15 @@ impl SimHandle {
     pub fn stop(&self) {
         self.task.abort();
     }
+
+    /// Stops the simulator and waits for its task to end, so its counters
+    /// are final: a simulator running on another worker can finish a write
+    /// and count it after `stop` returned.
+    pub async fn stop_and_wait(&mut self) {
+        self.task.abort();
+        // Cancelled (or already ended): either way the task is gone.
+        let _ = (&mut self.task).await;
+    }
 }
 
 impl Drop for SimHandle {
