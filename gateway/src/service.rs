@@ -247,8 +247,13 @@ async fn publish_status(
             let mut body = status("online", gateway.boot, Some(&started_at));
             body.dropped = Some(dropped);
             body.accepted = Some(accepted);
+            // Once per sensor whose count grew, not at every status update
+            // (`accepted` changes those every 2 s while readings flow).
+            let before = last.as_ref().map(|(dropped, _, _)| dropped);
             for (sensor, count) in dropped {
-                tracing::warn!(SENSOR = %sensor, dropped = count, "outbox full: oldest telemetry dropped");
+                if before.and_then(|b| b.get(sensor)) != Some(count) {
+                    tracing::warn!(SENSOR = %sensor, dropped = count, "outbox full: oldest telemetry dropped");
+                }
             }
             body.storage_error = storage_error.as_deref();
             uplink.set_retained(gateway.topics.status(), payload::to_vec(&body));
