@@ -1,5 +1,6 @@
 //! `edgevisor run`: the service. Boot counter, outbox, uplink, the tree,
-//! its reports and the `edgevisor status` socket, then signals: SIGTERM/SIGINT drain and stop cleanly (exit 0),
+//! its reports and the `edgevisor status` socket, then signals:
+//! SIGTERM/SIGINT drain and stop cleanly (exit 0),
 //! SIGHUP reloads, the root giving up ends the process (exit 3) after the
 //! outbox had its chance to drain.
 
