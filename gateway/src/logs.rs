@@ -49,7 +49,6 @@ pub enum Sink {
 /// says which sink it chose. Missing journald is not an error: logs then go
 /// to stderr, with one line saying why when journald was asked for.
 pub fn init(format: LogFormat) -> Sink {
-    let filter = log_filter;
     let wants_journald = match format {
         LogFormat::Auto => journald_expected(),
         LogFormat::Journald => true,
@@ -63,7 +62,7 @@ pub fn init(format: LogFormat) -> Sink {
                     .with_field_prefix(None)
                     .with_syslog_identifier("edgevisor".into());
                 let _ = tracing_subscriber::registry()
-                    .with(filter())
+                    .with(log_filter())
                     .with(layer)
                     .try_init();
                 return Sink::Journald;
@@ -76,7 +75,7 @@ pub fn init(format: LogFormat) -> Sink {
             .json()
             .with_writer(std::io::stderr)
             .finish()
-            .with(filter())
+            .with(log_filter())
             .try_init();
         Sink::Json
     } else {
@@ -86,7 +85,7 @@ pub fn init(format: LogFormat) -> Sink {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_target(false)
             .finish()
-            .with(filter())
+            .with(log_filter())
             .try_init();
         Sink::Text
     };
