@@ -30,6 +30,11 @@ pub struct DatapathArgs {
     /// How long each throughput case sends.
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
+    /// Runs of each throughput case, the forwarders taking turns, so that a
+    /// ratio compares runs made side by side; with more than one, the plain
+    /// figures are medians and each run's are printed under `.runN`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    repeat: u32,
     /// How long to wait for every sent reading to arrive before calling the rest lost.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
     drain_timeout: Duration,
@@ -52,6 +57,8 @@ pub struct Options {
     pub rates: Vec<u64>,
     /// Sending time of each throughput case.
     pub duration: Duration,
+    /// Runs of each throughput case (`--repeat`).
+    pub repeat: u32,
     /// Drain timeout after sending.
     pub drain_timeout: Duration,
     /// Run the throughput matrix.
@@ -114,6 +121,7 @@ impl Options {
             connections: args.connections.unwrap_or(connections),
             rates: args.rates.unwrap_or(rates),
             duration: args.duration.unwrap_or(Duration::from_secs(duration)),
+            repeat: args.repeat,
             drain_timeout: args.drain_timeout,
             throughput: sections.iter().any(|s| s == "throughput"),
             backlog: sections.iter().any(|s| s == "backlog"),

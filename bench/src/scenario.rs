@@ -13,7 +13,7 @@ use crate::mosquitto::Mosquitto;
 use crate::options::Options;
 use crate::perf::SyscallCounter;
 use crate::proc_stats::{self, Delta};
-use crate::report::{note, Report};
+use crate::report::{note, Case, Report, Runs};
 use crate::subscriber::Subscriber;
 use crate::{backlog, memory};
 
@@ -27,22 +27,26 @@ pub async fn run_all(opts: Options) -> anyhow::Result<()> {
     }
     let mut report = Report::default();
     if opts.throughput {
+        let names: Vec<&str> = opts.forwarders.iter().map(|k| k.name()).collect();
         for &connections in &opts.connections {
             for &rate in &opts.rates {
-                for &kind in &opts.forwarders {
-                    let name = format!("{}.c{connections}.r{rate}", kind.name());
-                    note(&format!(
-                        "{name}: {connections} connections, {rate}/s for {:?}",
-                        opts.duration
-                    ));
-                    if let Err(e) = throughput(kind, connections, rate, &opts, &mut report).await {
-                        println!("# {name} failed: {e:#}");
+                let case = Case { connections, rate };
+                for run in Runs::new(opts.repeat) {
+                    for &kind in &opts.forwarders {
+                        let name = case.prefix(kind.name(), run);
+                        note(&format!(
+                            "{name}: {connections} connections, {rate}/s for {:?}",
+                            opts.duration
+                        ));
+                        if let Err(e) = throughput(kind, case, &name, &opts, &mut report).await {
+                            println!("# {name} failed: {e:#}");
+                        }
                     }
                 }
+                report.medians(&names, case, opts.repeat);
+                report.ratios(&names, case, opts.repeat);
             }
         }
-        let names: Vec<&str> = opts.forwarders.iter().map(|k| k.name()).collect();
-        report.ratios(&names, &opts.connections, &opts.rates);
     }
     if opts.backlog && opts.runs_edgevisor() {
         note("edgevisor.backlog: broker down while 10k/s arrive for 10 s, then up");
@@ -105,8 +109,8 @@ pub async fn setup(
 
 async fn throughput(
     kind: Kind,
-    connections: usize,
-    rate: u64,
+    Case { connections, rate }: Case,
+    prefix: &str,
     opts: &Options,
     report: &mut Report,
 ) -> anyhow::Result<()> {
@@ -133,7 +137,7 @@ async fn throughput(
         Some(last) => last.saturating_duration_since(ended),
         None => ended.elapsed(),
     };
-    let p = format!("{}.c{connections}.r{rate}", kind.name());
+    let p = prefix;
     if sent.offered != sent.sent || sent.failed > 0 {
         report.figure(&format!("{p}.offered"), sent.offered as f64, "readings");
         report.figure(
@@ -142,7 +146,7 @@ async fn throughput(
             "connections",
         );
     }
-    figures(report, &p, sent.sent, &sub, &delta, drain);
+    figures(report, p, sent.sent, &sub, &delta, drain);
     if let Some(n) = all_syscalls {
         report.figure(
             &format!("{p}.all_syscalls_per_reading"),

@@ -11,6 +11,7 @@
 
 use std::time::SystemTime;
 
+use bytes::BufMut;
 use serde::Serialize;
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-24T10:00:00.123Z`.
@@ -46,28 +47,40 @@ impl TelemetryEnvelope {
     /// The payload of reading `seq`, taken at `ts` (see [`timestamp`]),
     /// with `data` (a JSON object) embedded verbatim.
     pub fn render(&self, seq: u64, ts: &str, data: &str) -> Vec<u8> {
-        const TS: &[u8] = br#","ts":""#;
+        let mut out = Vec::with_capacity(self.len_at_most(ts, data));
+        self.render_into(&mut out, seq, ts, data);
+        out
+    }
+
+    /// Appends the payload of reading `seq` to `out`: a batch's payloads
+    /// go into one buffer, each then split off it without a copy.
+    pub fn render_into(&self, out: &mut impl BufMut, seq: u64, ts: &str, data: &str) {
         let mut seq_text = itoa::Buffer::new();
-        let seq_text = seq_text.format(seq);
-        let len = self.head.len()
-            + seq_text.len()
-            + TS.len()
+        out.put_slice(self.head.as_bytes());
+        out.put_slice(seq_text.format(seq).as_bytes());
+        out.put_slice(Self::TS);
+        out.put_slice(ts.as_bytes());
+        out.put_u8(b'"');
+        out.put_slice(self.codec.as_bytes());
+        out.put_slice(data.as_bytes());
+        out.put_u8(b'}');
+    }
+
+    /// The longest a payload with this `ts` and `data` can be (`seq` at
+    /// its widest), to size buffers once.
+    pub fn len_at_most(&self, ts: &str, data: &str) -> usize {
+        const MAX_SEQ_DIGITS: usize = 20;
+        self.head.len()
+            + MAX_SEQ_DIGITS
+            + Self::TS.len()
             + ts.len()
             + 1
             + self.codec.len()
             + data.len()
-            + 1;
-        let mut out = Vec::with_capacity(len);
-        out.extend_from_slice(self.head.as_bytes());
-        out.extend_from_slice(seq_text.as_bytes());
-        out.extend_from_slice(TS);
-        out.extend_from_slice(ts.as_bytes());
-        out.push(b'"');
-        out.extend_from_slice(self.codec.as_bytes());
-        out.extend_from_slice(data.as_bytes());
-        out.push(b'}');
-        out
+            + 1
     }
+
+    const TS: &'static [u8] = br#","ts":""#;
 }
 
 /// `text` as a JSON string literal. Serialising a `&str` cannot fail; the

@@ -42,7 +42,7 @@ fn stats_counts_and_verify_checks_integrity() {
         sensor: "s".into(),
         topic: "t".into(),
         seq: None,
-        payload: vec![b'x'; n],
+        payload: vec![b'x'; n].into(),
     };
     outbox.append(vec![
         message(Class::Report, 9),

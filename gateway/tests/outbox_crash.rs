@@ -33,7 +33,8 @@ fn message(n: u64) -> Message {
             "{{\"seq\":{n},\"pad\":\"{}\"}}",
             "p".repeat(fastrand::usize(..2000))
         )
-        .into_bytes(),
+        .into_bytes()
+        .into(),
     }
 }
 

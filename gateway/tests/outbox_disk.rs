@@ -59,7 +59,9 @@ fn reading(seq: u64) -> Message {
         sensor: if seq % 2 == 0 { "a" } else { "b" }.into(),
         topic: "edgevisor/gw/telemetry/a".into(),
         seq: Some(seq),
-        payload: format!("{{\"seq\":{seq},\"data\":\"{}\"}}", "x".repeat(1000)).into_bytes(),
+        payload: format!("{{\"seq\":{seq},\"data\":\"{}\"}}", "x".repeat(1000))
+            .into_bytes()
+            .into(),
     }
 }
 

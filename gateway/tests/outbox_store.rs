@@ -28,7 +28,7 @@ fn reading(sensor: &str, seq: u64, size: usize) -> Message {
         sensor: sensor.into(),
         topic: format!("edgevisor/gw/telemetry/{sensor}").into(),
         seq: Some(seq),
-        payload: payload.into_bytes(),
+        payload: payload.into_bytes().into(),
     }
 }
 
@@ -38,7 +38,7 @@ fn report(sensor: &str) -> Message {
         sensor: sensor.into(),
         topic: format!("edgevisor/gw/crash/{sensor}").into(),
         seq: None,
-        payload: b"{}".to_vec(),
+        payload: b"{}".to_vec().into(),
     }
 }
 

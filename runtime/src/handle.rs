@@ -51,7 +51,7 @@ impl SupervisorHandle {
         let not_running = || StartChildError::NotRunning(self.shared.path.to_string());
         self.shared
             .mailbox
-            .send(Box::new(Mail::Command(Command::Start(spec, reply))))
+            .send(Mail::Command(Command::Start(spec, reply)))
             .map_err(|_| not_running())?;
         answer.await.map_err(|_| not_running())?
     }
@@ -62,10 +62,7 @@ impl SupervisorHandle {
         let not_running = || TerminateChildError::NotRunning(self.shared.path.to_string());
         self.shared
             .mailbox
-            .send(Box::new(Mail::Command(Command::Terminate(
-                id.into(),
-                reply,
-            ))))
+            .send(Mail::Command(Command::Terminate(id.into(), reply)))
             .map_err(|_| not_running())?;
         answer.await.map_err(|_| not_running())?
     }
@@ -78,7 +75,7 @@ impl SupervisorHandle {
         let (reply, answer) = oneshot::channel();
         self.shared
             .mailbox
-            .send(Box::new(Mail::Command(Command::Ping(reply))))
+            .send(Mail::Command(Command::Ping(reply)))
             .map_err(|_| SupervisorStopped(self.shared.path.to_string()))?;
         answer
             .await

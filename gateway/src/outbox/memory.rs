@@ -122,7 +122,7 @@ impl Queues {
             let entry = Entry {
                 sensor: m.sensor,
                 topic: m.topic,
-                payload: Bytes::from(m.payload),
+                payload: m.payload,
                 arrived: now,
             };
             self.bytes += entry.size();
@@ -192,7 +192,7 @@ mod tests {
             sensor: sensor.into(),
             topic: format!("t/{sensor}").into(),
             seq: None,
-            payload: vec![b'x'; n],
+            payload: vec![b'x'; n].into(),
         }
     }
 

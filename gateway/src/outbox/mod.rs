@@ -64,30 +64,37 @@ pub struct Message {
     /// Telemetry `seq` (SPEC section 5), carried beside the payload so the
     /// outbox never parses it back out of the JSON.
     pub seq: Option<u64>,
-    /// Payload bytes (JSON).
-    pub payload: Vec<u8>,
+    /// Payload bytes (JSON). A batch's payloads may share one buffer: the
+    /// outbox and the send buffer then hold them without copies or
+    /// allocations of their own.
+    pub payload: Bytes,
 }
 
 impl Message {
     /// A telemetry message: reading number `seq` of `sensor`.
-    pub fn telemetry(sensor: Arc<str>, topic: Arc<str>, seq: u64, payload: Vec<u8>) -> Self {
+    pub fn telemetry(
+        sensor: Arc<str>,
+        topic: Arc<str>,
+        seq: u64,
+        payload: impl Into<Bytes>,
+    ) -> Self {
         Self {
             class: Class::Telemetry,
             sensor,
             topic,
             seq: Some(seq),
-            payload,
+            payload: payload.into(),
         }
     }
 
     /// A crash report or dead letter about `sensor`.
-    pub fn report(sensor: Arc<str>, topic: Arc<str>, payload: Vec<u8>) -> Self {
+    pub fn report(sensor: Arc<str>, topic: Arc<str>, payload: impl Into<Bytes>) -> Self {
         Self {
             class: Class::Report,
             sensor,
             topic,
             seq: None,
-            payload,
+            payload: payload.into(),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use bytes::BytesMut;
 use edgevisor_devices::link::{Link, LinkError};
 use edgevisor_devices::Reading;
 use edgevisor_runtime::{ChildContext, ChildSpec, Crash};
@@ -88,16 +89,25 @@ struct Telemetry {
 
 impl Telemetry {
     /// Numbers the readings (one gap-free block of `seq`) and renders them,
-    /// emptying `readings`.
+    /// emptying `readings`. The payloads are rendered into one buffer and
+    /// split off it: one allocation for the batch instead of one per
+    /// reading, and the outbox's and uplink's copies of a payload share it.
     fn messages(&self, readings: &mut Vec<Reading>) -> Vec<Message> {
         let ts = payload::timestamp(SystemTime::now());
         let count = readings.len() as u64;
         let first = self.counters.seq.fetch_add(count, Ordering::Relaxed) + 1;
+        let size = readings
+            .iter()
+            .map(|r| self.envelope.len_at_most(&ts, r.data_json()))
+            .sum();
+        let mut buffer = BytesMut::with_capacity(size);
         readings
             .drain(..)
             .zip(first..)
             .map(|(reading, seq)| {
-                let body = self.envelope.render(seq, &ts, reading.data_json());
+                self.envelope
+                    .render_into(&mut buffer, seq, &ts, reading.data_json());
+                let body = buffer.split().freeze();
                 Message::telemetry(self.sensor.clone(), self.topic.clone(), seq, body)
             })
             .collect()

@@ -14,10 +14,12 @@ use super::session::{Origin, Session};
 use crate::outbox::{Cursor, Outbox};
 
 /// Latest retained payload per topic, and which still need sending on the
-/// current connection.
+/// current connection. Payloads are kept at their exact size (the tree's
+/// grows with the sensors: about 1 KiB each) and shared with the send
+/// buffer's encoder, not copied per send.
 #[derive(Default)]
 pub struct Retained {
-    values: Mutex<BTreeMap<String, (Vec<u8>, bool)>>,
+    values: Mutex<BTreeMap<String, (Bytes, bool)>>,
     /// Wakes the feeder when a value changes.
     pub changed: Notify,
 }
@@ -25,7 +27,9 @@ pub struct Retained {
 impl Retained {
     /// Sets a value; it is published now if connected, and again on every
     /// connection.
-    pub fn set(&self, topic: String, payload: Vec<u8>) {
+    pub fn set(&self, topic: String, mut payload: Vec<u8>) {
+        payload.shrink_to_fit();
+        let payload = Bytes::from(payload);
         let mut values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
         values.insert(topic, (payload, true));
         drop(values);
@@ -41,7 +45,7 @@ impl Retained {
     }
 
     /// Takes up to `room` values still to send.
-    fn take_dirty(&self, room: usize) -> Vec<(String, Vec<u8>)> {
+    fn take_dirty(&self, room: usize) -> Vec<(String, Bytes)> {
         let mut values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
         values
             .iter_mut()
@@ -89,7 +93,7 @@ pub fn fill(
             retained.put_back(topic);
             break;
         };
-        if encoder.encode(out, &topic, Bytes::from(payload), pkid, true) {
+        if encoder.encode(out, &topic, payload, pkid, true) {
             sent += 1;
         } else {
             session.acked(pkid);

@@ -10,7 +10,6 @@
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use tokio::sync::mpsc;
 use tokio::time::Sleep;
 
 use super::commands::refuse;
@@ -30,7 +29,6 @@ const MAIL_BATCH: usize = 1024;
 pub(crate) struct Core {
     pub(crate) shared: Arc<Shared>,
     pub(super) spec: Arc<SupervisorSpec>,
-    mailbox: mpsc::UnboundedReceiver<Box<Mail>>,
     pub(crate) timers: Timers,
     /// The window shared by children without a policy of their own.
     pub(crate) window: IntensityWindow,
@@ -40,17 +38,11 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        mailbox: mpsc::UnboundedReceiver<Box<Mail>>,
-        spec: Arc<SupervisorSpec>,
-        seed: u64,
-    ) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, spec: Arc<SupervisorSpec>, seed: u64) -> Self {
         let policy = Arc::new(spec.policy.clone());
         Self {
             shared,
             spec,
-            mailbox,
             timers: Timers::default(),
             window: IntensityWindow::default(),
             rng: fastrand::Rng::with_seed(seed),
@@ -100,8 +92,7 @@ impl Core {
         });
         // Only this loop sets it, once, as it ends.
         let _ = self.shared.done.set(done);
-        self.mailbox.close();
-        while let Ok(mail) = self.mailbox.try_recv() {
+        for mail in self.shared.mailbox.close() {
             if let Mail::Command(command) = *mail {
                 refuse(&self.shared.path, command);
             }
@@ -114,7 +105,8 @@ impl Core {
     /// are large and rare, and inlined they would make every idle
     /// supervisor's task as large as its biggest one.
     async fn serve(&mut self) -> Result<(), Crash> {
-        let stop = self.shared.stop.clone();
+        let shared = self.shared.clone();
+        let stop = shared.stop.clone();
         let mut sleep: std::pin::Pin<Box<Sleep>> =
             Box::pin(tokio::time::sleep(std::time::Duration::ZERO));
         loop {
@@ -125,12 +117,12 @@ impl Core {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => return Ok(()),
-                Some(mail) = self.mailbox.recv() => {
+                mail = shared.mailbox.recv() => {
                     self.on_mail(*mail).await?;
                     for _ in 0..MAIL_BATCH {
-                        match self.mailbox.try_recv() {
-                            Ok(mail) => self.on_mail(*mail).await?,
-                            Err(_) => break,
+                        match shared.mailbox.try_recv() {
+                            Some(mail) => self.on_mail(*mail).await?,
+                            None => break,
                         }
                     }
                 }
@@ -169,6 +161,9 @@ impl Drop for Core {
     /// gave up on its start phase) takes its children with it instead of
     /// leaving them running unsupervised.
     fn drop(&mut self) {
+        // Requests still queued are dropped: their callers learn that the
+        // supervisor is not running, and later ones are refused.
+        drop(self.shared.mailbox.close());
         for child in self.shared.table().children_mut() {
             if let Some(task) = child.task.take() {
                 task.abort();

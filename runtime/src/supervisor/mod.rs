@@ -15,6 +15,7 @@
 mod commands;
 mod core;
 mod exit;
+mod mailbox;
 mod spec;
 mod start;
 mod stop;
@@ -87,14 +88,14 @@ impl Supervisor {
     /// Starts the tree and returns the task too, for callers that want to
     /// await its end directly.
     pub fn spawn_task(self) -> (SupervisorHandle, JoinHandle<Result<(), Exhausted>>) {
-        let (shared, mailbox) = Shared::new(
+        let shared = Shared::new(
             self.name.clone(),
             self.spec.strategy,
             self.bus,
             Default::default(),
         );
         let handle = SupervisorHandle::new(shared.clone());
-        let core = Core::new(shared, mailbox, Arc::new(self.spec), self.seed);
+        let core = Core::new(shared, Arc::new(self.spec), self.seed);
         let task = tokio::spawn(core.run_root());
         (handle, task)
     }

@@ -6,7 +6,6 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::core::Core;
@@ -43,11 +42,11 @@ impl Core {
     /// restart policy applies to it like to any other crash.
     pub(crate) async fn start_or_report(&mut self, key: u64, is_restart: bool) {
         if let Err(StartFailed { epoch, crash }) = self.start(key, is_restart).await {
-            let _ = self.shared.mailbox.send(Box::new(Mail::Exit(ExitMsg {
+            let _ = self.shared.mailbox.send(Mail::Exit(ExitMsg {
                 key,
                 epoch,
                 outcome: Err(crash),
-            })));
+            }));
         }
     }
 
@@ -77,7 +76,7 @@ impl Core {
                 }
             }
         };
-        let task = tokio::spawn(run_child(running, key, epoch, self.shared.mailbox.clone()));
+        let task = tokio::spawn(run_child(running, key, epoch, self.shared.clone()));
         let restarts = {
             let mut table = self.shared.table();
             let Some(child) = table.get_mut(key).filter(|c| c.epoch == epoch) else {
@@ -131,18 +130,13 @@ impl Core {
             }
             ChildStart::Supervisor(nested_spec) => {
                 let path: Arc<str> = format!("{}/{}", self.shared.path, spec.id).into();
-                let (shared, mailbox) = Shared::new(
+                let shared = Shared::new(
                     path,
                     nested_spec.strategy,
                     self.shared.bus.clone(),
                     ctx.stop,
                 );
-                let mut core = Core::new(
-                    shared.clone(),
-                    mailbox,
-                    nested_spec.clone(),
-                    self.rng.u64(..),
-                );
+                let mut core = Core::new(shared.clone(), nested_spec.clone(), self.rng.u64(..));
                 let start_phase = async move {
                     core.start_initial().await;
                     Ok(Running::new(core.run_started()))
@@ -177,17 +171,17 @@ struct Called {
 }
 
 /// A child's task: runs the body, turns a panic into a crash, reports the end.
-async fn run_child(body: Running, key: u64, epoch: u32, mailbox: mpsc::UnboundedSender<Box<Mail>>) {
+async fn run_child(body: Running, key: u64, epoch: u32, parent: Arc<Shared>) {
     let outcome = AssertUnwindSafe(body.0)
         .catch_unwind()
         .await
         .unwrap_or_else(|panic| Err(Crash::from_panic(panic)));
     // The supervisor may be gone (shutting down); then nobody needs to know.
-    let _ = mailbox.send(Box::new(Mail::Exit(ExitMsg {
+    let _ = parent.mailbox.send(Mail::Exit(ExitMsg {
         key,
         epoch,
         outcome,
-    })));
+    }));
 }
 
 /// A start-phase error keeps its message and evidence under reason

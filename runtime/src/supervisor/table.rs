@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::{mpsc, oneshot, SetOnce};
+use tokio::sync::{oneshot, SetOnce};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +22,7 @@ use crate::snapshot::{ChildSnapshot, ChildState, TreeSnapshot};
 use crate::supervisor::Strategy;
 
 use super::exit::ExitMsg;
+use super::mailbox::Mailbox;
 
 /// Requests a handle sends to the run loop.
 pub(crate) enum Command {
@@ -32,10 +33,7 @@ pub(crate) enum Command {
 }
 
 /// What reaches a supervisor's run loop: its handles' requests and its
-/// children's ends, in one mailbox (one channel per supervisor instead of
-/// two: an idle tokio channel costs about 1.5 KiB, and a gateway runs a
-/// supervisor per sensor). Boxed, so an idle channel's block of 32 slots
-/// holds pointers.
+/// children's ends, in one mailbox (`mailbox.rs`).
 pub(crate) enum Mail {
     Command(Command),
     Exit(ExitMsg),
@@ -47,32 +45,30 @@ pub(crate) struct Shared {
     pub(crate) strategy: Strategy,
     pub(crate) bus: EventBus,
     pub(crate) stop: CancellationToken,
-    pub(crate) mailbox: mpsc::UnboundedSender<Box<Mail>>,
+    pub(crate) mailbox: Mailbox,
     /// How the supervisor ended, once it has.
     pub(crate) done: SetOnce<Result<(), Exhausted>>,
     table: Mutex<Table>,
 }
 
 impl Shared {
-    /// The shared part and the receiving end of its mailbox, which belongs
-    /// to the run loop.
+    /// The shared part of a new supervisor; only its run loop reads the
+    /// mailbox.
     pub(crate) fn new(
         path: Arc<str>,
         strategy: Strategy,
         bus: EventBus,
         stop: CancellationToken,
-    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Box<Mail>>) {
-        let (mailbox, mailbox_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Self {
+    ) -> Arc<Self> {
+        Arc::new(Self {
             path,
             strategy,
             bus,
             stop,
-            mailbox,
+            mailbox: Mailbox::default(),
             done: SetOnce::new(),
             table: Mutex::new(Table::default()),
-        });
-        (shared, mailbox_rx)
+        })
     }
 
     /// Locks the table. A poisoned lock only means a panic elsewhere while

@@ -9,8 +9,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-
 pub use super::batch::{Batch, Entry, Outcome, Take};
 use super::db::TableFigures;
 use super::writer::BATCH_MAX;
@@ -105,7 +103,7 @@ impl State {
                 class: m.class,
                 sensor: m.sensor,
                 topic: m.topic,
-                payload: Bytes::from(m.payload),
+                payload: m.payload,
                 seq: m.seq,
                 created,
             };
