@@ -19,6 +19,42 @@ pub fn timestamp(at: SystemTime) -> String {
     humantime::format_rfc3339_millis(at).to_string()
 }
 
+/// [`timestamp`] for a stream of readings: the date and time of day are
+/// formatted once per second, each call then writes three digits. Formatting
+/// the whole date cost more than rendering a reading's envelope, and with
+/// many quiet connections each read carries a single reading.
+#[derive(Debug, Default)]
+pub struct TimestampCache {
+    /// The second (since the epoch) that `text` was formatted for.
+    second: Option<u64>,
+    text: String,
+}
+
+impl TimestampCache {
+    /// `timestamp(at)`.
+    pub fn format(&mut self, at: SystemTime) -> &str {
+        let Ok(since) = at.duration_since(SystemTime::UNIX_EPOCH) else {
+            self.second = None;
+            self.text = timestamp(at);
+            return &self.text;
+        };
+        let second = since.as_secs();
+        if self.second != Some(second) {
+            self.second = Some(second);
+            self.text = timestamp(at);
+        }
+        // `text` ends in `.mmmZ`, all ASCII.
+        let millis = since.subsec_millis();
+        let cut = self.text.len().saturating_sub(4);
+        self.text.truncate(cut);
+        for digit in [millis / 100, millis / 10 % 10, millis % 10] {
+            self.text.push(char::from(b'0' + digit as u8));
+        }
+        self.text.push('Z');
+        &self.text
+    }
+}
+
 /// Renders one sensor's telemetry payloads. Everything that is the same for
 /// every reading of the sensor (gateway, sensor, boot, codec) is escaped
 /// once here; a reading then costs a few buffer copies and an integer
@@ -184,6 +220,21 @@ mod tests {
     fn timestamps_are_rfc3339_utc_with_milliseconds() {
         let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_795_000_000_123);
         assert_eq!(timestamp(t), "2026-11-18T11:06:40.123Z");
+    }
+
+    #[test]
+    fn the_timestamp_cache_writes_what_timestamp_does() {
+        let mut cache = TimestampCache::default();
+        let start = 1_795_000_000_000u64;
+        // Within a second, across second, minute and day boundaries, and
+        // backwards in time (a clock step).
+        let offsets = [
+            0, 1, 9, 10, 99, 100, 999, 1000, 1001, 59_999, 60_000, 86_399_999, 5, 0,
+        ];
+        for offset in offsets {
+            let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(start + offset);
+            assert_eq!(cache.format(t), timestamp(t), "offset {offset} ms");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::db::TableFigures;
 use super::Class;
 
 /// One accepted message.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Entry {
     /// Priority class.
     pub class: Class,
@@ -48,7 +48,7 @@ pub enum Take {
 #[derive(Debug, Default)]
 pub struct Batch {
     /// New rows, in id order.
-    pub inserts: Vec<(u64, Arc<Entry>)>,
+    pub inserts: Vec<(u64, Entry)>,
     /// Acknowledged ids that may be on disk.
     pub deletes: Vec<u64>,
     /// Bytes to free by dropping the oldest telemetry on disk.

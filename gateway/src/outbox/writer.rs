@@ -219,7 +219,7 @@ const INSERT_SIZES: [usize; 3] = [64, 8, 1];
 fn insert(tx: &Transaction<'_>, batch: &Batch) -> rusqlite::Result<u64> {
     let mut written = 0;
     for class in [Class::Report, Class::Telemetry] {
-        let rows: Vec<&(u64, Arc<Entry>)> = batch
+        let rows: Vec<&(u64, Entry)> = batch
             .inserts
             .iter()
             .filter(|(_, entry)| entry.class == class)
@@ -240,7 +240,7 @@ fn insert(tx: &Transaction<'_>, batch: &Batch) -> rusqlite::Result<u64> {
 fn insert_rows(
     tx: &Transaction<'_>,
     class: Class,
-    rows: &[&(u64, Arc<Entry>)],
+    rows: &[&(u64, Entry)],
 ) -> rusqlite::Result<u64> {
     let values = vec!["(?, ?, ?, ?, ?)"; rows.len()].join(", ");
     let sql = format!(

@@ -15,7 +15,7 @@ use edgevisor_runtime::{ChildContext, ChildSpec, Crash};
 use super::{links, Counters, Gateway};
 use crate::config::{OnCorrupt, SensorConfig};
 use crate::outbox::Message;
-use crate::payload::{self, TelemetryEnvelope};
+use crate::payload::{self, TelemetryEnvelope, TimestampCache};
 
 /// The child of a serial, tcp or mqtt sensor: opening the link is part of
 /// its body, so a slow connect never blocks its supervisor.
@@ -44,7 +44,8 @@ pub async fn pump(
     gateway: &Gateway,
     ctx: &ChildContext,
 ) -> Result<(), Crash> {
-    let telemetry = Telemetry {
+    let mut telemetry = Telemetry {
+        clock: TimestampCache::default(),
         counters: gateway.counters(&sensor.id),
         sensor: sensor.id.as_str().into(),
         topic: gateway.topics.telemetry(&sensor.id).into(),
@@ -81,6 +82,7 @@ pub async fn pump(
 
 /// What turns one sensor's readings into telemetry messages.
 struct Telemetry {
+    clock: TimestampCache,
     counters: Arc<Counters>,
     sensor: Arc<str>,
     topic: Arc<str>,
@@ -92,13 +94,13 @@ impl Telemetry {
     /// emptying `readings`. The payloads are rendered into one buffer and
     /// split off it: one allocation for the batch instead of one per
     /// reading, and the outbox's and uplink's copies of a payload share it.
-    fn messages(&self, readings: &mut Vec<Reading>) -> Vec<Message> {
-        let ts = payload::timestamp(SystemTime::now());
+    fn messages(&mut self, readings: &mut Vec<Reading>) -> Vec<Message> {
+        let ts = self.clock.format(SystemTime::now());
         let count = readings.len() as u64;
         let first = self.counters.seq.fetch_add(count, Ordering::Relaxed) + 1;
         let size = readings
             .iter()
-            .map(|r| self.envelope.len_at_most(&ts, r.data_json()))
+            .map(|r| self.envelope.len_at_most(ts, r.data_json()))
             .sum();
         let mut buffer = BytesMut::with_capacity(size);
         readings
@@ -106,7 +108,7 @@ impl Telemetry {
             .zip(first..)
             .map(|(reading, seq)| {
                 self.envelope
-                    .render_into(&mut buffer, seq, &ts, reading.data_json());
+                    .render_into(&mut buffer, seq, ts, reading.data_json());
                 let body = buffer.split().freeze();
                 Message::telemetry(self.sensor.clone(), self.topic.clone(), seq, body)
             })

@@ -17,7 +17,7 @@ impl State {
         let staged_oldest = self
             .staged
             .iter()
-            .filter_map(|q| q.values().next().map(|e| e.created))
+            .filter_map(|q| q.first().map(|e| e.created))
             .min();
         let oldest = match (disk_oldest, staged_oldest) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -15,11 +15,14 @@ use super::writer::BATCH_MAX;
 use super::{Class, Message, Stored};
 
 mod figures;
+mod queue;
+
+use queue::IdQueue;
 
 /// Everything the durable backend keeps in memory, behind one mutex.
 pub struct State {
     next_id: u64,
-    staged: [BTreeMap<u64, Arc<Entry>>; 2],
+    staged: [IdQueue; 2],
     staged_bytes: u64,
     /// Every id up to this is committed (or gone); ids above it are staged.
     durable_through: u64,
@@ -67,7 +70,7 @@ impl State {
         let max_id = disk[0].max_id.max(disk[1].max_id).max(floor);
         Self {
             next_id: max_id + 1,
-            staged: [BTreeMap::new(), BTreeMap::new()],
+            staged: Default::default(),
             staged_bytes: 0,
             durable_through: max_id,
             writing_through: max_id,
@@ -108,7 +111,7 @@ impl State {
                 created,
             };
             self.staged_bytes += entry.size();
-            self.staged[m.class as usize].insert(id, Arc::new(entry));
+            self.staged[m.class as usize].push(id, entry);
         }
         self.start_clock();
         if self.staged_bytes > self.memory_bound {
@@ -139,10 +142,10 @@ impl State {
             let keep = self.writing_through.max(self.sent_through[class as usize]);
             let queue = &mut self.staged[class as usize];
             while freed < bytes {
-                let Some((&id, _)) = queue.range(keep + 1..).next() else {
+                let Some((id, _)) = queue.after(keep).next() else {
                     break;
                 };
-                if let Some(entry) = queue.remove(&id) {
+                if let Some(entry) = queue.remove(id) {
                     freed += entry.size();
                     *self.dropped.entry(entry.sensor.to_string()).or_default() += 1;
                 }
@@ -162,10 +165,10 @@ impl State {
     /// highest id of that class on disk: rows above it can only be staged.
     pub fn snapshot(&self, class: Class, after: u64, limit: usize) -> (Vec<Stored>, u64) {
         let staged = self.staged[class as usize]
-            .range(after + 1..)
+            .after(after)
             .take(limit)
             .map(|(id, e)| Stored {
-                id: *id,
+                id,
                 class,
                 topic: e.topic.clone(),
                 payload: e.payload.clone(),
@@ -196,8 +199,9 @@ impl State {
         for &id in ids {
             let mut removed = None;
             for queue in &mut self.staged {
-                if let Some(entry) = queue.remove(&id) {
+                if let Some(entry) = queue.remove(id) {
                     removed = Some(entry);
+                    break;
                 }
             }
             if let Some(entry) = &removed {
@@ -254,10 +258,12 @@ impl State {
             Take::Aged => self.clock_upto.max(self.durable_through),
             Take::All => self.last_id(),
         };
-        let mut inserts: Vec<(u64, Arc<Entry>)> = self
+        // Copies share the topic and payload (reference counts): only what
+        // lingered unacknowledged gets here.
+        let mut inserts: Vec<(u64, Entry)> = self
             .staged
             .iter()
-            .flat_map(|q| q.range(..=upto).map(|(id, e)| (*id, e.clone())))
+            .flat_map(|q| q.through(upto).map(|(id, e)| (id, e.clone())))
             .collect();
         inserts.sort_unstable_by_key(|(id, _)| *id);
         let through = if inserts.len() > BATCH_MAX {
@@ -300,7 +306,7 @@ impl State {
         }
         for (id, entry) in &batch.inserts {
             let class = entry.class as usize;
-            if self.staged[class].remove(id).is_some() {
+            if self.staged[class].remove(*id).is_some() {
                 self.staged_bytes -= entry.size().min(self.staged_bytes);
             }
             self.disk[class].count += 1;
