@@ -176,6 +176,12 @@ impl<'a> Wire<'a> {
             .map_err(|_| ConnectionError::Timeout("the broker stopped reading"))?
             .map_err(ConnectionError::io("write to the broker"))?;
         self.out.clear();
+        // A burst (the retained tree and every sensor's state at start, a
+        // backlog) can grow the buffer to megabytes; an idle gateway should
+        // not keep them.
+        if self.out.capacity() > 4 * SEND_BUFFER {
+            self.out = BytesMut::with_capacity(SEND_BUFFER);
+        }
         Ok(())
     }
 }
