@@ -2,7 +2,9 @@
 //! Last Will, retained `state/<sensor>` and `tree`, and everything the outbox
 //! holds, each message acknowledged to the outbox only after its PUBACK.
 //!
-//! One task owns the connection and drives an I/O-free MQTT codec
+//! One task, on a thread and runtime of its own (so that thousands of
+//! sensor tasks do not delay its turn after each PUBACK), owns the
+//! connection and drives an I/O-free MQTT codec
 //! (rumqttc's `mqttbytes`): it encodes every publish the window allows into
 //! one buffer and writes it with one call, and applies the PUBACKs of one
 //! read in one batch. rumqttc's own event loop flushes each packet and
@@ -96,7 +98,7 @@ impl Uplink {
             retained: retained.clone(),
             shared: shared.clone(),
         };
-        let task = tokio::spawn(drive(parts, stopped));
+        let task = spawn_own_thread(parts, stopped);
         Ok(Self {
             shared,
             retained,
@@ -193,6 +195,47 @@ fn reconnect_delay(failures: u32) -> Duration {
             0.2,
         );
     RECONNECT.random_delay(failures)
+}
+
+/// Runs the connection loop on a thread of its own, with a single-threaded
+/// runtime, and returns a task of the caller's runtime that ends with it.
+/// Among thousands of sensor tasks on the shared runtime the uplink waited
+/// its turn behind all of them after every PUBACK, and that wait, not the
+/// cost of a reading, capped delivery with 10,000 connections. Falls back
+/// to the shared runtime if the thread cannot be started.
+fn spawn_own_thread(parts: Parts, stopped: watch::Receiver<bool>) -> JoinHandle<()> {
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::warn!(%error, "uplink runs on the shared runtime: no runtime of its own");
+            return tokio::spawn(drive(parts, stopped));
+        }
+    };
+    let (parts_tx, parts_rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("edgevisor-uplink".into())
+        .spawn(move || {
+            if let Ok((parts, stopped)) = parts_rx.recv() {
+                runtime.block_on(drive(parts, stopped));
+            }
+            drop(done);
+        });
+    match spawned {
+        Ok(_) => {
+            let _ = parts_tx.send((parts, stopped));
+            tokio::spawn(async move {
+                let _ = finished.await;
+            })
+        }
+        Err(error) => {
+            tracing::warn!(%error, "uplink runs on the shared runtime: no thread of its own");
+            tokio::spawn(drive(parts, stopped))
+        }
+    }
 }
 
 /// Connects, serves the connection, and reconnects with backoff after a
