@@ -58,9 +58,8 @@ impl Report {
                 else {
                     continue;
                 };
-                let run_part = run.map(|n| format!(".run{n}")).unwrap_or_default();
                 self.figure(
-                    &format!("ratio.c{c}.r{r}{run_part}.{fw}_vs_floor"),
+                    &format!("ratio.c{c}.r{r}{}.{fw}_vs_floor", run_suffix(run)),
                     v / floor,
                     "x",
                 );
@@ -95,9 +94,15 @@ impl Case {
     /// The name prefix of a run's figures: `edgevisor.c10.r10000`, or
     /// `edgevisor.c10.r10000.run2` for one of several runs.
     pub fn prefix(&self, forwarder: &str, run: Option<u32>) -> String {
-        let run = run.map(|n| format!(".run{n}")).unwrap_or_default();
+        let run = run_suffix(run);
         format!("{forwarder}.c{}.r{}{run}", self.connections, self.rate)
     }
+}
+
+/// `.runN` in the names of one of several runs' figures; nothing for a
+/// case run once.
+fn run_suffix(run: Option<u32>) -> String {
+    run.map(|n| format!(".run{n}")).unwrap_or_default()
 }
 
 /// The runs of one case: `None` alone when it runs once (plain names),
