@@ -76,6 +76,10 @@ pub async fn run(
     let mut states: HashMap<String, (&'static str, u32)> = HashMap::new();
     let mut tree_dirty = true;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let render_tree: Arc<dyn Fn() -> Vec<u8> + Send + Sync> = {
+        let tree = tree.clone();
+        Arc::new(move || payload::to_vec(&TreePayload(&tree.snapshot())))
+    };
     loop {
         tokio::select! {
             event = events.recv() => match event {
@@ -91,14 +95,16 @@ pub async fn run(
             _ = tick.tick() => {
                 if tree_dirty {
                     tree_dirty = false;
-                    uplink.set_retained(gateway.topics.tree(), payload::to_vec(&TreePayload(&tree.snapshot())));
+                    uplink.set_retained_rendered(gateway.topics.tree(), render_tree.clone());
                 }
             }
             _ = shutdown.recv() => {
                 while let Ok(event) = events.try_recv() {
                     on_event(&event, &gateway, &uplink, &groups, &recent, &mut states);
                 }
-                uplink.set_retained(gateway.topics.tree(), payload::to_vec(&TreePayload(&tree.snapshot())));
+                // The last tree as it stands now, not as it will be once
+                // everything has stopped.
+                uplink.set_retained(gateway.topics.tree(), render_tree());
                 return;
             }
         }

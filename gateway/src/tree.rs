@@ -45,7 +45,7 @@ pub struct SensorPlace<'a> {
     pub sensor: &'a str,
     /// The path is the sensor's own child (`root/s`, `root/g/s`, or the
     /// group `root/g`), not one below it such as a tcp-listen connection
-    /// (`root/nodes/conns/1.2.3.4:5`). Only this level has a sensor state.
+    /// (`root/nodes/1.2.3.4:5`). Only this level has a sensor state.
     pub own_level: bool,
     /// The path is a group's supervisor, not a sensor.
     pub group: bool,
@@ -53,7 +53,7 @@ pub struct SensorPlace<'a> {
 
 /// The one reading of tree paths, for crash reports, sensor states and the
 /// systemd status line: `root/barn/barn-gps` -> `barn-gps` (own level);
-/// `root/nodes/conns/1.2.3.4:5` -> `nodes` (below it); `root/barn` -> the
+/// `root/nodes/1.2.3.4:5` -> `nodes` (below it); `root/barn` -> the
 /// group `barn`; `root` -> `None`. Paths start at the root supervisor.
 pub fn sensor_place<'a>(path: &'a str, groups: &[String]) -> Option<SensorPlace<'a>> {
     let mut parts = path.split('/').skip(1);
@@ -75,11 +75,13 @@ pub fn sensor_place<'a>(path: &'a str, groups: &[String]) -> Option<SensorPlace<
 }
 
 /// How many tree events the crash reporter may fall behind before it misses
-/// some: 16 per sensor (a start or a crash storm makes a few each), at least
-/// 1,024 and at most 65,536. The event ring is allocated whole, 32 bytes a
-/// slot, so a fixed 65,536 cost 2 MiB even for ten sensors.
+/// some: 8 per sensor, at least 1,024 and at most 65,536. A start makes one
+/// or two per sensor (a tcp-listen sensor and its acceptor) and a group
+/// restart three per member, while the reporter drains them as they come.
+/// The event ring is allocated whole, 32 bytes a slot, so a fixed 65,536
+/// cost 2 MiB even for ten sensors.
 pub fn event_capacity(sensors: usize) -> usize {
-    sensors.saturating_mul(16).clamp(1024, 65_536)
+    sensors.saturating_mul(8).clamp(1024, 65_536)
 }
 
 #[cfg(test)]
@@ -97,11 +99,14 @@ mod tests {
         assert_eq!(place("root/barn"), Some(("barn", true, true)));
         assert_eq!(place("root/weather"), Some(("weather", true, false)));
         assert_eq!(
-            place("root/nodes/conns/127.0.0.1:5000"),
+            place("root/nodes/127.0.0.1:5000"),
             Some(("nodes", false, false))
         );
-        assert_eq!(place("root/nodes/conns"), Some(("nodes", false, false)));
-        assert_eq!(place("root/barn/gps/conns"), Some(("gps", false, false)));
+        assert_eq!(place("root/nodes/acceptor"), Some(("nodes", false, false)));
+        assert_eq!(
+            place("root/barn/gps/127.0.0.1:5000"),
+            Some(("gps", false, false))
+        );
         assert_eq!(place("root"), None);
     }
 }

@@ -112,9 +112,7 @@ async fn two_hundred_connections_twenty_corrupt_the_rest_deliver_without_a_gap()
         "one report per corrupt connection"
     );
     assert!(
-        paths
-            .iter()
-            .all(|p| p.starts_with("root/nodes/conns/127.0.0.1:")),
+        paths.iter().all(|p| p.starts_with("root/nodes/127.0.0.1:")),
         "{paths:?}"
     );
     gateway.signal(Signal::SIGTERM);

@@ -193,7 +193,7 @@ fn crash_report() {
     let outbox = notice::crash_report("gw", 3, &Topics::new("edgevisor", "gw"), "disk full");
     assert_eq!(schema_for(&outbox.topic), Some("crash"));
     accepts("crash", &parse(&outbox.payload));
-    let conn = with(&good, "/path", Some(json!("root/nodes/conns/[::1]:50000")));
+    let conn = with(&good, "/path", Some(json!("root/nodes/[::1]:50000")));
     accepts("crash", &conn);
 
     every_key_required_and_no_other("crash", &good, "", &[]);
@@ -380,15 +380,9 @@ fn good_tree() -> Value {
         child("root/barn/barn-gps", Worker, Running, vec![]),
         child("root/barn/barn-weather", Worker, Restarting, vec![]),
     ];
-    let conns = vec![child(
-        "root/nodes/conns/127.0.0.1:50000",
-        Worker,
-        Running,
-        vec![],
-    )];
     let nodes = vec![
-        child("root/nodes/conns", Supervisor, Running, conns),
         child("root/nodes/acceptor", Worker, Running, vec![]),
+        child("root/nodes/127.0.0.1:50000", Worker, Running, vec![]),
     ];
     let snapshot = TreeSnapshot {
         path: "root".into(),
@@ -413,7 +407,7 @@ fn tree_snapshot() {
     );
     every_key_required_and_no_other("tree", &good, "", &[]);
     every_key_required_and_no_other("tree", &good, "/children/0", &[]);
-    every_key_required_and_no_other("tree", &good, "/children/1/children/0/children/0", &[]);
+    every_key_required_and_no_other("tree", &good, "/children/1/children/1", &[]);
     for (at, value, what) in [
         ("/path", json!("barn"), "not the root"),
         ("/strategy", json!("one_for_many"), "unknown strategy"),

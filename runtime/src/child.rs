@@ -29,7 +29,8 @@ pub enum Restart {
     Permanent,
     /// Restarted only after a crash.
     Transient,
-    /// Never restarted.
+    /// Never restarted, and forgotten once it ends (a connection, say: its
+    /// record would otherwise stay behind in every strategy).
     Temporary,
 }
 
@@ -156,8 +157,8 @@ impl ChildSpec {
     /// Gives the child a restart window of its own, so its crashes neither
     /// use up nor are limited by its siblings' budget. On exhaustion its own
     /// `on_exhausted` applies (quarantine parks just this child).
-    pub fn policy(mut self, policy: RestartPolicy) -> Self {
-        self.policy = Some(Arc::new(policy));
+    pub fn policy(mut self, policy: impl Into<Arc<RestartPolicy>>) -> Self {
+        self.policy = Some(policy.into());
         self
     }
 

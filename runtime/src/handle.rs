@@ -100,7 +100,7 @@ impl SupervisorHandle {
     /// Waits for the supervisor's end: `Ok` after a requested stop, `Err`
     /// when it gave up.
     pub async fn wait(&self) -> Result<(), Exhausted> {
-        self.shared.done.wait().await.clone()
+        (**self.shared.done.wait().await).clone()
     }
 
     /// True once the supervisor has ended.

@@ -109,6 +109,10 @@ async fn temporary_is_never_restarted_and_permanent_always_is() {
         log.take().await,
         ["crash root/tmp io none 0", "stop root/tmp crashed"]
     );
+    assert!(
+        tree.snapshot().find("root/tmp").is_none(),
+        "a temporary child that ended is forgotten, as in OTP"
+    );
     rperm.exit();
     assert_eq!(
         log.take().await,

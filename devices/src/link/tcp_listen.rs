@@ -117,7 +117,11 @@ pub struct TcpAcceptor {
     /// Consecutive failed accepts; kept here (not in `accept`'s future) so
     /// a caller that drops and re-creates that future stays in the episode.
     failures: AtomicU32,
-    config: TcpListenConfig,
+    /// What each accepted connection is given; the rest of the config is
+    /// not kept (an idle acceptor is waited on by every idle sensor).
+    keepalive: Option<Duration>,
+    read_timeout: Duration,
+    codec: CodecConfig,
 }
 
 impl TcpAcceptor {
@@ -138,7 +142,9 @@ impl TcpAcceptor {
             accepted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             failures: AtomicU32::new(0),
-            config: config.clone(),
+            keepalive: config.keepalive,
+            read_timeout: config.read_timeout,
+            codec: config.codec,
         })
     }
 
@@ -162,13 +168,19 @@ impl TcpAcceptor {
     /// logged and retried, so this only returns a connection. Cancel-safe.
     pub async fn accept(&self) -> Accepted {
         loop {
-            let (stream, peer) = match self.listener.accept().await {
+            // `poll_accept` waits on the listener's own registration: the
+            // future of `TcpListener::accept` would add about 180 bytes to
+            // every idle acceptor's task.
+            let accepted = std::future::poll_fn(|cx| self.listener.poll_accept(cx)).await;
+            let (stream, peer) = match accepted {
                 Ok(c) => {
                     self.accept_recovered();
                     c
                 }
                 Err(e) => {
-                    tokio::time::sleep(self.accept_failed(&e)).await;
+                    // Boxed: a timer inline would make every idle
+                    // acceptor's future larger for a rare path.
+                    Box::pin(tokio::time::sleep(self.accept_failed(&e))).await;
                     continue;
                 }
             };
@@ -178,7 +190,7 @@ impl TcpAcceptor {
                 drop(stream);
                 continue;
             };
-            if let Some(every) = self.config.keepalive {
+            if let Some(every) = self.keepalive {
                 if let Err(e) = super::tcp::set_keepalive(&stream, every) {
                     tracing::debug!(%peer, error = %e, "could not enable keepalive");
                 }
@@ -188,8 +200,8 @@ impl TcpAcceptor {
                 stream,
                 peer,
                 permit: ConnectionPermit { _permit: permit },
-                codec: self.config.codec,
-                read_timeout: self.config.read_timeout,
+                codec: self.codec,
+                read_timeout: self.read_timeout,
             };
         }
     }

@@ -25,6 +25,7 @@ mod words;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use diagnostics::{ConfigError, ConfigErrors};
@@ -62,10 +63,12 @@ pub struct Config {
 /// A child of the root supervisor.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RootChild {
-    /// A sensor outside any group.
-    Sensor(SensorConfig),
-    /// A group of sensors under its own supervisor.
-    Group(GroupConfig),
+    /// A sensor outside any group. Shared with its running child, which
+    /// keeps it for as long as it runs (one copy per sensor, not two).
+    Sensor(Arc<SensorConfig>),
+    /// A group of sensors under its own supervisor (boxed: a group is much
+    /// larger than the `Arc` of a sensor, and most children are sensors).
+    Group(Box<GroupConfig>),
 }
 
 impl RootChild {
@@ -141,7 +144,7 @@ pub struct GroupConfig {
     /// The group supervisor's own policy (the window of the group as a whole).
     pub policy: Policy,
     /// Members in the order the group lists them.
-    pub sensors: Vec<SensorConfig>,
+    pub sensors: Vec<Arc<SensorConfig>>,
 }
 
 /// A `[[sensor]]`.
@@ -243,7 +246,7 @@ impl Config {
     }
 
     /// Every sensor, grouped or not, in tree order.
-    pub fn sensors(&self) -> impl Iterator<Item = &SensorConfig> {
+    pub fn sensors(&self) -> impl Iterator<Item = &Arc<SensorConfig>> {
         self.children.iter().flat_map(|child| match child {
             RootChild::Sensor(sensor) => std::slice::from_ref(sensor).iter(),
             RootChild::Group(group) => group.sensors.iter(),

@@ -13,6 +13,7 @@
 //!   restart, each alone.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::config::{Config, GroupConfig, RootChild, SensorConfig};
 
@@ -42,7 +43,7 @@ pub struct MemberRestart<'a> {
     /// The group's id.
     pub group: &'a str,
     /// The changed members, in the group's order.
-    pub sensors: Vec<&'a SensorConfig>,
+    pub sensors: Vec<&'a Arc<SensorConfig>>,
 }
 
 impl<'a> ReloadPlan<'a> {
@@ -108,7 +109,7 @@ fn same_shape(a: &GroupConfig, b: &GroupConfig) -> bool {
 
 /// The members of `after` whose config differs from the same member in
 /// `before` (the two have the same shape).
-fn changed_members<'a>(before: &GroupConfig, after: &'a GroupConfig) -> Vec<&'a SensorConfig> {
+fn changed_members<'a>(before: &GroupConfig, after: &'a GroupConfig) -> Vec<&'a Arc<SensorConfig>> {
     before
         .sensors
         .iter()

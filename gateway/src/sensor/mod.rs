@@ -15,9 +15,9 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use edgevisor_runtime::ChildSpec;
+use edgevisor_runtime::{ChildSpec, RestartPolicy};
 
-use crate::config::{LinkConfig, SensorConfig};
+use crate::config::{LinkConfig, Policy, SensorConfig};
 use crate::outbox::Outbox;
 use crate::topics::Topics;
 
@@ -32,6 +32,10 @@ pub struct Gateway {
     /// Where telemetry and dead letters go.
     pub outbox: Outbox,
     counters: Mutex<HashMap<String, Arc<Counters>>>,
+    /// Restart policies handed out so far, one `Arc` per distinct policy:
+    /// most sensors share one, and a copy each costs about 100 bytes twice
+    /// (the sensor's own window, and a tcp-listen sensor's supervisor).
+    policies: Mutex<Vec<Arc<RestartPolicy>>>,
 }
 
 /// Per-sensor counts that outlive restarts on purpose: SPEC wants `seq`
@@ -53,7 +57,21 @@ impl Gateway {
             topics,
             outbox,
             counters: Mutex::new(HashMap::new()),
+            policies: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The restart policy of `policy`, shared with every sensor that has
+    /// the same one.
+    pub fn policy(&self, policy: &Policy) -> Arc<RestartPolicy> {
+        let wanted = policy.restart_policy();
+        let mut known = self.policies.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(same) = known.iter().find(|p| ***p == wanted) {
+            return same.clone();
+        }
+        let shared = Arc::new(wanted);
+        known.push(shared.clone());
+        shared
     }
 
     /// The counters of `sensor`, created on first use and kept for the boot
@@ -65,11 +83,11 @@ impl Gateway {
 }
 
 /// The child for one `[[sensor]]`, with a restart window of its own.
-pub fn child_spec(sensor: &SensorConfig, gateway: &Arc<Gateway>) -> ChildSpec {
+pub fn child_spec(sensor: &Arc<SensorConfig>, gateway: &Arc<Gateway>) -> ChildSpec {
     let spec = match &sensor.link {
         LinkConfig::TcpListen { .. } => listen::spec(sensor, gateway),
         _ => worker::spec(sensor, gateway),
     };
     spec.restart(sensor.restart)
-        .policy(sensor.policy.restart_policy())
+        .policy(gateway.policy(&sensor.policy))
 }

@@ -19,8 +19,8 @@ use crate::payload::{self, TelemetryEnvelope, TimestampCache};
 
 /// The child of a serial, tcp or mqtt sensor: opening the link is part of
 /// its body, so a slow connect never blocks its supervisor.
-pub fn spec(sensor: &SensorConfig, gateway: &Arc<Gateway>) -> ChildSpec {
-    let sensor = Arc::new(sensor.clone());
+pub fn spec(sensor: &Arc<SensorConfig>, gateway: &Arc<Gateway>) -> ChildSpec {
+    let sensor = sensor.clone();
     let gateway = gateway.clone();
     ChildSpec::worker(sensor.id.clone(), move |ctx| {
         let (sensor, gateway) = (sensor.clone(), gateway.clone());

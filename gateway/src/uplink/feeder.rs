@@ -3,7 +3,7 @@
 //! unacknowledged publishes has room; encoded straight into the send buffer.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::v4::Publish;
@@ -13,15 +13,34 @@ use tokio::sync::Notify;
 use super::session::{Origin, Session};
 use crate::outbox::{Cursor, Outbox};
 
-/// Latest retained payload per topic, and which still need sending on the
-/// current connection. Payloads are kept at their exact size (the tree's
-/// grows with the sensors: about 1 KiB each) and shared with the send
-/// buffer's encoder, not copied per send.
+/// Latest retained value per topic, and which still need sending on the
+/// current connection. Kept payloads are stored at their exact size and
+/// shared with the send buffer's encoder, not copied per send.
 #[derive(Default)]
 pub struct Retained {
-    values: Mutex<BTreeMap<String, (Bytes, bool)>>,
+    values: Mutex<BTreeMap<String, (Value, bool)>>,
     /// Wakes the feeder when a value changes.
     pub changed: Notify,
+}
+
+/// How a retained payload is had when it is sent.
+#[derive(Clone)]
+enum Value {
+    /// Bytes kept as they were set (status, states: small).
+    Kept(Bytes),
+    /// Rendered from live state at each send. The tree's JSON grows with
+    /// the sensors (about 300 bytes each): kept between sends it would cost
+    /// that much memory per idle sensor for a value that is stale anyway.
+    Rendered(Arc<dyn Fn() -> Vec<u8> + Send + Sync>),
+}
+
+impl Value {
+    fn payload(self) -> Bytes {
+        match self {
+            Value::Kept(bytes) => bytes,
+            Value::Rendered(render) => Bytes::from(render()),
+        }
+    }
 }
 
 impl Retained {
@@ -29,9 +48,17 @@ impl Retained {
     /// connection.
     pub fn set(&self, topic: String, mut payload: Vec<u8>) {
         payload.shrink_to_fit();
-        let payload = Bytes::from(payload);
+        self.set_value(topic, Value::Kept(Bytes::from(payload)));
+    }
+
+    /// Sets (or marks changed) a value rendered when it is sent.
+    pub fn set_rendered(&self, topic: String, render: Arc<dyn Fn() -> Vec<u8> + Send + Sync>) {
+        self.set_value(topic, Value::Rendered(render));
+    }
+
+    fn set_value(&self, topic: String, value: Value) {
         let mut values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
-        values.insert(topic, (payload, true));
+        values.insert(topic, (value, true));
         drop(values);
         self.changed.notify_one();
     }
@@ -44,16 +71,17 @@ impl Retained {
         }
     }
 
-    /// Takes up to `room` values still to send.
-    fn take_dirty(&self, room: usize) -> Vec<(String, Bytes)> {
+    /// Takes up to `room` values still to send; they are rendered by the
+    /// caller, outside the lock.
+    fn take_dirty(&self, room: usize) -> Vec<(String, Value)> {
         let mut values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
         values
             .iter_mut()
             .filter(|(_, (_, dirty))| *dirty)
             .take(room)
-            .map(|(topic, (payload, dirty))| {
+            .map(|(topic, (value, dirty))| {
                 *dirty = false;
-                (topic.clone(), payload.clone())
+                (topic.clone(), value.clone())
             })
             .collect()
     }
@@ -88,12 +116,12 @@ pub fn fill(
     out: &mut BytesMut,
 ) -> usize {
     let mut sent = 0;
-    for (topic, payload) in retained.take_dirty(session.room()) {
+    for (topic, value) in retained.take_dirty(session.room()) {
         let Some(pkid) = session.start(Origin::Retained) else {
             retained.put_back(topic);
             break;
         };
-        if encoder.encode(out, &topic, payload, pkid, true) {
+        if encoder.encode(out, &topic, value.payload(), pkid, true) {
             sent += 1;
         } else {
             session.acked(pkid);

@@ -113,6 +113,17 @@ impl Uplink {
         self.retained.set(topic, payload);
     }
 
+    /// Sets, or marks changed, a retained value that `render` makes from
+    /// live state each time it is sent (the tree: large, and only worth
+    /// keeping on the broker).
+    pub fn set_retained_rendered(
+        &self,
+        topic: String,
+        render: Arc<dyn Fn() -> Vec<u8> + Send + Sync>,
+    ) {
+        self.retained.set_rendered(topic, render);
+    }
+
     /// True while the broker connection is up.
     pub fn is_connected(&self) -> bool {
         self.shared.connected.load(Ordering::Relaxed)

@@ -119,14 +119,8 @@ fn node(out: &mut Vec<String>, child: &Value, depth: usize) {
         "quarantined" => "!",
         _ => "-",
     };
-    let kids = child["children"].as_array().map_or(0, Vec::len);
     let id = child["id"].as_str().unwrap_or("?");
     let indent = depth * 2;
-    // A connection pool can hold hundreds of children: show a count.
-    if id == "conns" {
-        out.push(format!("{:indent$}{mark} conns: {kids} connection(s)", ""));
-        return;
-    }
     let line = format!(
         "{:indent$}{mark} {:<22} {:<12} restarts {:<3} {}",
         "",
@@ -136,7 +130,17 @@ fn node(out: &mut Vec<String>, child: &Value, depth: usize) {
         child["last_reason"].as_str().unwrap_or(""),
     );
     out.push(line.trim_end().to_string());
-    for grandchild in child["children"].as_array().into_iter().flatten() {
+    let children = child["children"].as_array().map_or(&[][..], Vec::as_slice);
+    // A tcp-listen sensor is its acceptor followed by one child per
+    // connection, hundreds of them at times: show the connections as a count.
+    if children.first().is_some_and(|c| c["id"] == "acceptor") {
+        node(out, &children[0], depth + 1);
+        let inner = indent + 2;
+        let conns = children.len() - 1;
+        out.push(format!("{:inner$}+ {conns} connection(s)", ""));
+        return;
+    }
+    for grandchild in children {
         node(out, grandchild, depth + 1);
     }
 }

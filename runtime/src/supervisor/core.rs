@@ -7,6 +7,8 @@
 //! `commands` (run-time requests), `timers` (delayed starts), `strategy`
 //! and `stop`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
@@ -39,7 +41,7 @@ pub(crate) struct Core {
 
 impl Core {
     pub(crate) fn new(shared: Arc<Shared>, spec: Arc<SupervisorSpec>, seed: u64) -> Self {
-        let policy = Arc::new(spec.policy.clone());
+        let policy = spec.policy.clone();
         Self {
             shared,
             spec,
@@ -78,26 +80,33 @@ impl Core {
     /// The part of [`Core::run`] after the initial children have started;
     /// a nested supervisor runs its start phase first so that, as in OTP,
     /// its parent reports it started only once its children are.
-    pub(super) async fn run_started(mut self) -> Result<(), Crash> {
-        let result = self.serve().await;
-        Box::pin(self.stop_all()).await;
-        if let Err(crash) = &result {
-            self.emit_self(|| EventKind::Escalated {
-                crash: crash.clone(),
-            });
-        }
-        let done = result.clone().map_err(|crash| Exhausted {
-            path: self.shared.path.to_string(),
-            crash,
-        });
-        // Only this loop sets it, once, as it ends.
-        let _ = self.shared.done.set(done);
-        for mail in self.shared.mailbox.close() {
-            if let Mail::Command(command) = *mail {
-                refuse(&self.shared.path, command);
+    ///
+    /// An `async` block rather than an `async fn`: the latter keeps `self`
+    /// twice in its future (the argument and the body's copy of it), and an
+    /// idle supervisor's task is this future.
+    #[allow(clippy::manual_async_fn)] // on purpose: see above
+    pub(super) fn run_started(mut self) -> impl Future<Output = Result<(), Crash>> + Send {
+        async move {
+            let result = self.serve().await;
+            Box::pin(self.stop_all()).await;
+            if let Err(crash) = &result {
+                self.emit_self(|| EventKind::Escalated {
+                    crash: crash.clone(),
+                });
             }
+            let done = result.clone().map_err(|crash| Exhausted {
+                path: self.shared.path.to_string(),
+                crash,
+            });
+            // Only this loop sets it, once, as it ends.
+            let _ = self.shared.done.set(Box::new(done));
+            for mail in self.shared.mailbox.close() {
+                if let Mail::Command(command) = *mail {
+                    refuse(&self.shared.path, command);
+                }
+            }
+            result
         }
-        result
     }
 
     /// The loop an idle supervisor waits in. What it calls on an exit, a
@@ -107,13 +116,22 @@ impl Core {
     async fn serve(&mut self) -> Result<(), Crash> {
         let shared = self.shared.clone();
         let stop = shared.stop.clone();
-        let mut sleep: std::pin::Pin<Box<Sleep>> =
-            Box::pin(tokio::time::sleep(std::time::Duration::ZERO));
+        // Made on the first timer: most supervisors never schedule one.
+        let mut sleep: Option<Pin<Box<Sleep>>> = None;
         loop {
             let next = self.timers.next_deadline();
             if let Some(at) = next {
-                sleep.as_mut().reset(at);
+                match sleep.as_mut() {
+                    Some(sleep) => sleep.as_mut().reset(at),
+                    None => sleep = Some(Box::pin(tokio::time::sleep_until(at))),
+                }
             }
+            let due = async {
+                match sleep.as_mut() {
+                    Some(sleep) if next.is_some() => sleep.as_mut().await,
+                    _ => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => return Ok(()),
@@ -126,7 +144,7 @@ impl Core {
                         }
                     }
                 }
-                _ = sleep.as_mut(), if next.is_some() => Box::pin(self.fire_timers()).await,
+                () = due => Box::pin(self.fire_timers()).await,
             }
         }
     }

@@ -107,8 +107,9 @@ impl Core {
         })
     }
 
-    /// A child that is not restarted: dynamic children are forgotten (their
-    /// slot frees up), static ones stay visible as `stopped`.
+    /// A child that is not restarted: dynamic and temporary children are
+    /// forgotten (a dynamic slot frees up; a temporary child's spec is
+    /// dropped, as OTP does), others stay visible as `stopped`.
     fn leave_down(&mut self, key: u64, crashed: bool) {
         let now = Instant::now();
         let id = {
@@ -118,7 +119,8 @@ impl Core {
             };
             child.set_state(ChildState::Stopped, now);
             let id = child.spec.id.clone();
-            if matches!(self.shared.strategy, Strategy::Dynamic { .. }) {
+            let dynamic = matches!(self.shared.strategy, Strategy::Dynamic { .. });
+            if dynamic || child.spec.restart == Restart::Temporary {
                 table.remove(key);
             }
             id

@@ -2,6 +2,7 @@
 //! before anything starts so that a bad tree is refused with a clear error.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use crate::child::{ChildSpec, ChildStart};
 use crate::error::SpecError;
@@ -42,7 +43,9 @@ impl Strategy {
 #[derive(Clone, Debug)]
 pub struct SupervisorSpec {
     pub(crate) strategy: Strategy,
-    pub(crate) policy: RestartPolicy,
+    /// Shared with the run loop (and every decision on its window) rather
+    /// than copied into each running supervisor.
+    pub(crate) policy: Arc<RestartPolicy>,
     pub(crate) children: Vec<ChildSpec>,
 }
 
@@ -51,14 +54,14 @@ impl SupervisorSpec {
     pub fn new(strategy: Strategy) -> Self {
         Self {
             strategy,
-            policy: RestartPolicy::default(),
+            policy: Arc::new(RestartPolicy::default()),
             children: Vec::new(),
         }
     }
 
-    /// Sets the restart policy.
-    pub fn policy(mut self, policy: RestartPolicy) -> Self {
-        self.policy = policy;
+    /// Sets the restart policy (an `Arc` lets many supervisors share one).
+    pub fn policy(mut self, policy: impl Into<Arc<RestartPolicy>>) -> Self {
+        self.policy = policy.into();
         self
     }
 

@@ -1,5 +1,6 @@
 //! Stopping children: one at a time in reverse start order (OTP), or all at
-//! once for a dynamic pool whose children are independent of each other.
+//! once where they are independent of each other (a dynamic pool, and the
+//! temporary children added last).
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 use super::core::Core;
-use crate::child::Shutdown;
+use crate::child::{Restart, Shutdown};
 use crate::event::{EventKind, StopReason};
 use crate::snapshot::ChildState;
 use crate::supervisor::Strategy;
@@ -85,30 +86,47 @@ impl Core {
         }
     }
 
-    /// Stops every child: in reverse start order, one after another, or all
-    /// at once for a dynamic supervisor.
+    /// Stops every child in reverse start order, one after another (OTP),
+    /// except that children independent of each other stop all at once:
+    /// all of a dynamic pool's, and the temporary children added last (a
+    /// tcp-listen sensor's connections, after its acceptor).
     pub(crate) async fn stop_all(&mut self) {
         let mut keys = self.shared.table().keys_from(0);
         keys.reverse();
-        if matches!(self.shared.strategy, Strategy::Dynamic { .. }) {
-            let stopping: Vec<Stopping> = keys
-                .iter()
-                .filter_map(|&key| self.take_running(key, ChildState::Stopped))
-                .collect();
-            let ids: Vec<Arc<str>> = stopping.iter().map(|s| s.id.clone()).collect();
-            let reasons = futures_util::future::join_all(
-                stopping
-                    .into_iter()
-                    .map(|s| stop_task(s.task, s.stop, s.shutdown)),
-            )
-            .await;
-            for (id, reason) in ids.iter().zip(reasons) {
-                self.emit(id, || EventKind::Stopped { reason });
-            }
+        let together = if matches!(self.shared.strategy, Strategy::Dynamic { .. }) {
+            keys.len()
         } else {
-            for key in keys {
-                self.stop_child(key, ChildState::Stopped).await;
-            }
+            let table = self.shared.table();
+            keys.iter()
+                .take_while(|&&key| {
+                    table
+                        .get(key)
+                        .is_some_and(|c| c.spec.restart == Restart::Temporary)
+                })
+                .count()
+        };
+        let (newest, rest) = keys.split_at(together);
+        self.stop_together(newest).await;
+        for &key in rest {
+            self.stop_child(key, ChildState::Stopped).await;
+        }
+    }
+
+    /// Stops `keys` concurrently.
+    async fn stop_together(&mut self, keys: &[u64]) {
+        let stopping: Vec<Stopping> = keys
+            .iter()
+            .filter_map(|&key| self.take_running(key, ChildState::Stopped))
+            .collect();
+        let ids: Vec<Arc<str>> = stopping.iter().map(|s| s.id.clone()).collect();
+        let reasons = futures_util::future::join_all(
+            stopping
+                .into_iter()
+                .map(|s| stop_task(s.task, s.stop, s.shutdown)),
+        )
+        .await;
+        for (id, reason) in ids.iter().zip(reasons) {
+            self.emit(id, || EventKind::Stopped { reason });
         }
     }
 }

@@ -46,8 +46,9 @@ pub(crate) struct Shared {
     pub(crate) bus: EventBus,
     pub(crate) stop: CancellationToken,
     pub(crate) mailbox: Mailbox,
-    /// How the supervisor ended, once it has.
-    pub(crate) done: SetOnce<Result<(), Exhausted>>,
+    /// How the supervisor ended, once it has. Boxed: set once at the end,
+    /// it would otherwise add its size to every running supervisor.
+    pub(crate) done: SetOnce<Box<Result<(), Exhausted>>>,
     table: Mutex<Table>,
 }
 

@@ -3,6 +3,7 @@
 //! group), then the children placed in file order of the sensors.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use edgevisor_runtime::Strategy;
 
@@ -36,12 +37,12 @@ pub(super) fn tree(
         match group_of.get(s.id.get_ref().as_str()) {
             None => {
                 if let Some(sensor) = sensor::sensor(s, root, problems) {
-                    children.push(RootChild::Sensor(sensor));
+                    children.push(RootChild::Sensor(Arc::new(sensor)));
                 }
             }
             Some(&gi) if placed.insert(gi) => {
                 let group = group(&doc.groups[gi], gi, &by_id, &group_of, root, problems);
-                children.push(RootChild::Group(group));
+                children.push(RootChild::Group(Box::new(group)));
             }
             Some(_) => {}
         }
@@ -163,7 +164,7 @@ fn group(
         .iter()
         .filter(|m| group_of.get(m.get_ref().as_str()) == Some(&gi))
         .filter_map(|m| by_id.get(m.get_ref().as_str()))
-        .filter_map(|s| sensor::sensor(s, policy, problems))
+        .filter_map(|s| sensor::sensor(s, policy, problems).map(Arc::new))
         .collect();
     GroupConfig {
         id: g.id.get_ref().clone(),
