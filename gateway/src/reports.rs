@@ -16,7 +16,7 @@ use crate::outbox::Message;
 use crate::payload;
 use crate::sensor::Gateway;
 use crate::shutdown::Shutdown;
-use crate::tree_payload::TreePayload;
+use crate::tree_payload;
 use crate::uplink::Uplink;
 
 /// The last crash reports, newest last, exactly as they went to the
@@ -78,7 +78,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let render_tree: Arc<dyn Fn() -> Vec<u8> + Send + Sync> = {
         let tree = tree.clone();
-        Arc::new(move || payload::to_vec(&TreePayload(&tree.snapshot())))
+        Arc::new(move || tree_payload::render_live(&tree))
     };
     loop {
         tokio::select! {

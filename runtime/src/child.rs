@@ -121,7 +121,10 @@ impl ChildSpec {
     }
 
     /// A nested supervisor; trees nest to any depth.
-    pub fn supervisor(id: impl Into<Arc<str>>, spec: SupervisorSpec) -> Self {
+    pub fn supervisor(id: impl Into<Arc<str>>, mut spec: SupervisorSpec) -> Self {
+        // The spec lives as long as the child: keep no spare slots from
+        // building it (a vector grown by one push holds four).
+        spec.children.shrink_to_fit();
         Self {
             id: id.into(),
             start: ChildStart::Supervisor(Arc::new(spec)),

@@ -9,6 +9,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::child::ChildSpec;
 use crate::error::{Exhausted, StartChildError, SupervisorStopped, TerminateChildError};
 use crate::event::Event;
+use crate::live::LiveChildren;
 use crate::snapshot::TreeSnapshot;
 use crate::supervisor::{Command, Mail, Shared, Strategy};
 
@@ -36,6 +37,12 @@ impl SupervisorHandle {
     /// Every child below this supervisor as it is now.
     pub fn snapshot(&self) -> TreeSnapshot {
         self.shared.snapshot()
+    }
+
+    /// The children as they are now, read in place (see [`LiveChildren`]):
+    /// for rendering a large tree without copying it first.
+    pub fn live(&self) -> LiveChildren<'_> {
+        LiveChildren::new(&self.shared)
     }
 
     /// Events of the whole tree from now on.
