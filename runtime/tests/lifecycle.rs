@@ -284,3 +284,25 @@ fn invalid_specs_are_refused_when_built_naming_child_and_reason() {
     .unwrap();
     assert!(matches!(err, SpecError::InvalidId { .. }), "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn temporary_children_added_last_stop_together_then_the_rest_in_order() {
+    let (first, _r) = worker("acceptor");
+    let spec = SupervisorSpec::new(Strategy::RestForOne).child(first);
+    let sup = Supervisor::new("root", spec).unwrap();
+    let tree = sup.spawn();
+    // Three connections that each need their whole 3 s timeout to stop.
+    for peer in ["p1", "p2", "p3"] {
+        let child = stubborn(peer)
+            .restart(Restart::Temporary)
+            .shutdown(Shutdown::Timeout(Duration::from_secs(3)));
+        tree.start_child(child).await.unwrap();
+    }
+    let begun = Instant::now();
+    tree.shutdown().await.unwrap();
+    assert_eq!(
+        begun.elapsed(),
+        Duration::from_secs(3),
+        "the three timeouts ran at once, not one after another (9 s)"
+    );
+}
