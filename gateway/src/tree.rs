@@ -76,8 +76,8 @@ pub fn sensor_place<'a>(path: &'a str, groups: &[String]) -> Option<SensorPlace<
 
 /// How many tree events the crash reporter may fall behind before it misses
 /// some: 8 per sensor, at least 1,024 and at most 65,536. A start makes one
-/// or two per sensor (a tcp-listen sensor and its acceptor) and a group
-/// restart three per member, while the reporter drains them as they come.
+/// per sensor and a group restart three per member, while the reporter
+/// drains them as they come.
 /// The event ring is allocated whole, 32 bytes a slot, so a fixed 65,536
 /// cost 2 MiB even for ten sensors.
 pub fn event_capacity(sensors: usize) -> usize {
@@ -102,7 +102,6 @@ mod tests {
             place("root/nodes/127.0.0.1:5000"),
             Some(("nodes", false, false))
         );
-        assert_eq!(place("root/nodes/acceptor"), Some(("nodes", false, false)));
         assert_eq!(
             place("root/barn/gps/127.0.0.1:5000"),
             Some(("gps", false, false))

@@ -381,8 +381,8 @@ fn good_tree() -> Value {
         child("root/barn/barn-weather", Worker, Restarting, vec![]),
     ];
     let nodes = vec![
-        child("root/nodes/acceptor", Worker, Running, vec![]),
         child("root/nodes/127.0.0.1:50000", Worker, Running, vec![]),
+        child("root/nodes/[::1]:50001", Worker, Running, vec![]),
     ];
     let snapshot = TreeSnapshot {
         path: "root".into(),

@@ -49,4 +49,4 @@ pub use handle::SupervisorHandle;
 pub use live::{ChildView, LiveChildren};
 pub use policy::{OnExhausted, PolicyError, RestartPolicy};
 pub use snapshot::{ChildSnapshot, ChildState, TreeSnapshot};
-pub use supervisor::{Strategy, Supervisor, SupervisorSpec};
+pub use supervisor::{ChildSource, Strategy, Supervisor, SupervisorSpec};

@@ -56,7 +56,7 @@ pub async fn open(sensor: &SensorConfig, client_id: &str) -> Result<Link, LinkEr
             link::mqtt::subscribe(&config).await
         }
         LinkConfig::TcpListen { .. } => Err(LinkError::Io {
-            context: "tcp-listen sensors are opened by their acceptor".into(),
+            context: "tcp-listen sensors are opened by their supervisor's listener".into(),
             source: std::io::Error::from(std::io::ErrorKind::Unsupported),
         }),
     }

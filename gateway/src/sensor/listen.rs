@@ -1,62 +1,62 @@
-//! A `tcp-listen` sensor: a `rest_for_one` supervisor whose first child is
-//! the acceptor; each accepted connection is a temporary child added after
-//! it (at most `max_connections`: the acceptor holds a permit per live
-//! connection). A connection that crashes is closed and forgotten, and its
-//! sensor connects again; the other connections are untouched. The acceptor
-//! crashing (its port taken, say) takes every connection down with it, as
-//! `rest_for_one` says. A peer closing its connection (`eof`) is the normal
-//! end of that connection, not a crash: sensors that connect, send and hang
-//! up produce no crash reports; corrupt frames and silence do.
+//! A `tcp-listen` sensor: a supervisor whose children are its live
+//! connections, one temporary child each (at most `max_connections`: the
+//! listener holds a permit per live connection). The listener is the
+//! supervisor's source of children (`SupervisorSpec::source`): the
+//! supervisor's own loop accepts, so an idle sensor costs one task.
 //!
-//! One supervisor per sensor rather than a pool supervisor beside the
-//! acceptor: an idle sensor costs one supervisor task and one acceptor task.
+//! - A connection that crashes (corrupt frame, silence) is closed and
+//!   forgotten, and its sensor connects again; the other connections are
+//!   untouched.
+//! - A peer closing its connection (`eof`) is the normal end of that
+//!   connection, not a crash: sensors that connect, send and hang up
+//!   produce no crash reports; corrupt frames and silence do.
+//! - Binding the port is part of the sensor's start: a port already taken
+//!   fails that start, and the sensor's own restart window applies (its
+//!   state goes to `restarting`, then `quarantined` if it keeps failing).
 
 use std::sync::Arc;
 
 use edgevisor_devices::link::tcp_listen::{Accepted, TcpAcceptor};
-use edgevisor_runtime::{
-    ChildContext, ChildSpec, Crash, Restart, Running, Shutdown, Strategy, SupervisorSpec,
-};
+use edgevisor_runtime::{ChildSource, ChildSpec, Crash, Restart, Strategy, SupervisorSpec};
 
 use super::{links, worker, Gateway};
-use crate::config::SensorConfig;
+use crate::config::{LinkConfig, SensorConfig};
 
 /// The supervisor of one `tcp-listen` sensor.
 pub fn spec(sensor: &Arc<SensorConfig>, gateway: &Arc<Gateway>) -> ChildSpec {
-    let node = SupervisorSpec::new(Strategy::RestForOne)
+    // The listener's permits cap live connections. The pool's own cap is
+    // a backstop set higher, so that a connection whose end the supervisor
+    // has not processed yet cannot get a new one refused.
+    let max_children = match sensor.link {
+        LinkConfig::TcpListen {
+            max_connections, ..
+        } => max_connections.saturating_mul(2),
+        _ => 1,
+    };
+    let (source_sensor, source_gateway) = (sensor.clone(), gateway.clone());
+    let node = SupervisorSpec::new(Strategy::Dynamic { max_children })
         .policy(gateway.policy(&sensor.policy))
-        .child(acceptor(sensor, gateway));
+        .source(move || listen(source_sensor.clone(), source_gateway.clone()));
     ChildSpec::supervisor(sensor.id.clone(), node)
 }
 
-fn acceptor(sensor: &Arc<SensorConfig>, gateway: &Arc<Gateway>) -> ChildSpec {
-    let sensor = sensor.clone();
-    let gateway = gateway.clone();
-    ChildSpec::with_start("acceptor", move |ctx| {
+/// Binds the sensor's port and yields a connection child per accepted
+/// connection.
+async fn listen(sensor: Arc<SensorConfig>, gateway: Arc<Gateway>) -> Result<ChildSource, Crash> {
+    let config =
+        links::listener(&sensor).ok_or_else(|| Crash::new("io", "not a tcp-listen sensor"))?;
+    let acceptor = TcpAcceptor::bind(&config)
+        .await
+        .map_err(|e| worker::crash(&e))?;
+    tracing::info!(sensor = %sensor.id, listen = %acceptor.local_addr(), "listening");
+    let connections = futures_util::stream::unfold(acceptor, move |acceptor| {
         let (sensor, gateway) = (sensor.clone(), gateway.clone());
         async move {
-            let config = links::listener(&sensor)
-                .ok_or_else(|| Crash::new("io", "not a tcp-listen sensor"))?;
-            let acceptor = TcpAcceptor::bind(&config)
-                .await
-                .map_err(|e| worker::crash(&e))?;
-            tracing::info!(sensor = %sensor.id, listen = %acceptor.local_addr(), "listening");
-            // An idle sensor's acceptor waits here, so this future is kept
-            // small: what a connection needs is boxed, and no stop signal is
-            // awaited (the acceptor is stopped by aborting it).
-            let body = async move {
-                loop {
-                    let accepted = acceptor.accept().await;
-                    let child = connection(accepted, &sensor, &gateway);
-                    Box::pin(add(child, &sensor, &ctx)).await;
-                }
-            };
-            Ok(Running::new(body))
+            let accepted = acceptor.accept().await;
+            Some((connection(accepted, &sensor, &gateway), acceptor))
         }
-    })
-    // It holds nothing that needs an orderly end: the listener closes when
-    // its task is dropped.
-    .shutdown(Shutdown::Brutal)
+    });
+    Ok(Box::pin(connections))
 }
 
 /// The temporary child that reads one accepted connection.
@@ -76,13 +76,4 @@ fn connection(accepted: Accepted, sensor: &Arc<SensorConfig>, gateway: &Arc<Gate
         }
     })
     .restart(Restart::Temporary)
-}
-
-/// Adds a connection's child after the acceptor. Should the supervisor be
-/// stopping the acceptor meanwhile, it aborts this wait with the acceptor.
-async fn add(child: ChildSpec, sensor: &SensorConfig, ctx: &ChildContext) {
-    let peer = child.id().to_string();
-    if let Err(error) = ctx.supervisor().start_child(child).await {
-        tracing::warn!(sensor = %sensor.id, %peer, %error, "connection refused");
-    }
 }

@@ -131,13 +131,16 @@ fn node(out: &mut Vec<String>, child: &Value, depth: usize) {
     );
     out.push(line.trim_end().to_string());
     let children = child["children"].as_array().map_or(&[][..], Vec::as_slice);
-    // A tcp-listen sensor is its acceptor followed by one child per
-    // connection, hundreds of them at times: show the connections as a count.
-    if children.first().is_some_and(|c| c["id"] == "acceptor") {
-        node(out, &children[0], depth + 1);
+    // A tcp-listen sensor's children are its connections, named by the
+    // peer's address, hundreds of them at times: show them as a count.
+    let peer = |c: &Value| {
+        c["id"]
+            .as_str()
+            .is_some_and(|id| id.parse::<std::net::SocketAddr>().is_ok())
+    };
+    if !children.is_empty() && children.iter().all(peer) {
         let inner = indent + 2;
-        let conns = children.len() - 1;
-        out.push(format!("{:inner$}+ {conns} connection(s)", ""));
+        out.push(format!("{:inner$}+ {} connection(s)", "", children.len()));
         return;
     }
     for grandchild in children {

@@ -32,7 +32,7 @@ impl Core {
         }
     }
 
-    async fn add_child(&mut self, spec: ChildSpec) -> Result<(), StartChildError> {
+    pub(super) async fn add_child(&mut self, spec: ChildSpec) -> Result<(), StartChildError> {
         let path = self.shared.path.clone();
         validate_child(&path, &spec)?;
         let id = spec.id.clone();

@@ -15,6 +15,7 @@ use futures_util::future::BoxFuture;
 use tokio::time::Sleep;
 
 use super::commands::refuse;
+use super::source::{next_child, source_ended, ChildSource};
 use super::table::{Mail, Shared};
 use super::timers::Timers;
 use crate::crash::Crash;
@@ -37,6 +38,8 @@ pub(crate) struct Core {
     pub(super) rng: fastrand::Rng,
     /// The supervisor's own policy, shared with each decision that uses it.
     pub(super) policy: Arc<RestartPolicy>,
+    /// The opened source of children, until the run loop takes it.
+    pub(super) source: Option<ChildSource>,
 }
 
 impl Core {
@@ -49,6 +52,7 @@ impl Core {
             window: IntensityWindow::default(),
             rng: fastrand::Rng::with_seed(seed),
             policy,
+            source: None,
         }
     }
 
@@ -74,6 +78,7 @@ impl Core {
     /// `exhausted`) when the supervisor gave up.
     pub(crate) async fn run(mut self) -> Result<(), Crash> {
         self.start_initial().await;
+        self.open_source().await?;
         self.run_started().await
     }
 
@@ -118,6 +123,9 @@ impl Core {
         let stop = shared.stop.clone();
         // Made on the first timer: most supervisors never schedule one.
         let mut sleep: Option<Pin<Box<Sleep>>> = None;
+        // Dropped (a listener closed) as the loop ends, before the children
+        // stop.
+        let mut source = self.source.take();
         loop {
             let next = self.timers.next_deadline();
             if let Some(at) = next {
@@ -145,6 +153,10 @@ impl Core {
                     }
                 }
                 () = due => Box::pin(self.fire_timers()).await,
+                child = next_child(&mut source) => match child {
+                    Some(child) => Box::pin(self.add_from_source(child)).await,
+                    None => return Err(source_ended()),
+                },
             }
         }
     }

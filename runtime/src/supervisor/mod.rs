@@ -10,12 +10,14 @@
 //! - `commands`: run-time requests (start or terminate a child);
 //! - `strategy`: which siblings a restart takes along;
 //! - `stop`: stopping one child, or all of them;
-//! - `timers`: delayed restarts and quarantine releases.
+//! - `timers`: delayed restarts and quarantine releases;
+//! - `source`: children a supervisor adds from a stream (accepted connections).
 
 mod commands;
 mod core;
 mod exit;
 mod mailbox;
+mod source;
 mod spec;
 mod start;
 mod stop;
@@ -28,6 +30,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+pub use self::source::ChildSource;
 pub use self::spec::{Strategy, SupervisorSpec};
 pub(crate) use self::table::{Command, Mail, Shared};
 

@@ -2,9 +2,12 @@
 //! before anything starts so that a bad tree is refused with a clear error.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 
+use super::source::{ChildSource, Source};
 use crate::child::{ChildSpec, ChildStart};
+use crate::crash::Crash;
 use crate::error::SpecError;
 use crate::policy::RestartPolicy;
 
@@ -47,6 +50,8 @@ pub struct SupervisorSpec {
     /// than copied into each running supervisor.
     pub(crate) policy: Arc<RestartPolicy>,
     pub(crate) children: Vec<ChildSpec>,
+    /// Where children added at run time come from, if anywhere.
+    pub(crate) source: Option<Source>,
 }
 
 impl SupervisorSpec {
@@ -56,6 +61,7 @@ impl SupervisorSpec {
             strategy,
             policy: Arc::new(RestartPolicy::default()),
             children: Vec::new(),
+            source: None,
         }
     }
 
@@ -74,6 +80,21 @@ impl SupervisorSpec {
     /// Appends many children.
     pub fn children(mut self, children: impl IntoIterator<Item = ChildSpec>) -> Self {
         self.children.extend(children);
+        self
+    }
+
+    /// Gives the supervisor a source of children: `open` runs at each of its
+    /// starts (after its initial children) and returns a stream whose every
+    /// item is added as a child, as [`start_child`] would add it. See
+    /// `source.rs` for what a failed open or an ended stream means.
+    ///
+    /// [`start_child`]: crate::SupervisorHandle::start_child
+    pub fn source<F, Fut>(mut self, open: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<ChildSource, Crash>> + Send + 'static,
+    {
+        self.source = Some(Source::new(open));
         self
     }
 

@@ -139,6 +139,7 @@ impl Core {
                 let mut core = Core::new(shared.clone(), nested_spec.clone(), self.rng.u64(..));
                 let start_phase = async move {
                     core.start_initial().await;
+                    core.open_source().await?;
                     Ok(Running::new(core.run_started()))
                 };
                 Called {
