@@ -149,7 +149,7 @@ async fn tcp_listen_refuses_past_max_connections_and_frees_slots() {
     let mut cfg = TcpListenConfig::new("127.0.0.1:0".parse().expect("addr"), CodecKind::Frame);
     cfg.max_connections = 2;
     cfg.read_timeout = Duration::from_millis(500);
-    let acceptor = TcpAcceptor::bind(&cfg).await.expect("bind");
+    let mut acceptor = TcpAcceptor::bind(&cfg).await.expect("bind");
     let addr = acceptor.local_addr();
     assert_ne!(addr.port(), 0);
     let sims: Vec<_> = (0..3)
@@ -192,7 +192,7 @@ async fn tcp_listen_refuses_past_max_connections_and_frees_slots() {
 async fn acceptor_run_spawns_a_task_per_connection() {
     let mut cfg = TcpListenConfig::new("127.0.0.1:0".parse().expect("addr"), CodecKind::Lines);
     cfg.max_connections = 8;
-    let acceptor = TcpAcceptor::bind(&cfg).await.expect("bind");
+    let mut acceptor = TcpAcceptor::bind(&cfg).await.expect("bind");
     let _sims: Vec<_> = (0..3)
         .map(|_| {
             TcpSensorClient::start(

@@ -75,13 +75,13 @@ pub fn sensor_place<'a>(path: &'a str, groups: &[String]) -> Option<SensorPlace<
 }
 
 /// How many tree events the crash reporter may fall behind before it misses
-/// some: 8 per sensor, at least 1,024 and at most 65,536. A start makes one
+/// some: 4 per sensor, at least 1,024 and at most 65,536. A start makes one
 /// per sensor and a group restart three per member, while the reporter
-/// drains them as they come.
+/// drains them as they come (a reporter that lags says how many it missed).
 /// The event ring is allocated whole, 32 bytes a slot, so a fixed 65,536
 /// cost 2 MiB even for ten sensors.
 pub fn event_capacity(sensors: usize) -> usize {
-    sensors.saturating_mul(8).clamp(1024, 65_536)
+    sensors.saturating_mul(4).clamp(1024, 65_536)
 }
 
 #[cfg(test)]

@@ -12,14 +12,18 @@
 //! 5 s) and each failure episode is logged once at warn, then at debug
 //! until an accept succeeds again.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use edgevisor_backoff::ExponentialBackoff;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
 
 use super::error::LinkError;
 use super::stream::StreamLink;
@@ -122,6 +126,8 @@ pub struct TcpAcceptor {
     keepalive: Option<Duration>,
     read_timeout: Duration,
     codec: CodecConfig,
+    /// The wait before retrying after a failed accept, while one runs.
+    retry: Option<Pin<Box<Sleep>>>,
 }
 
 impl TcpAcceptor {
@@ -145,6 +151,7 @@ impl TcpAcceptor {
             keepalive: config.keepalive,
             read_timeout: config.read_timeout,
             codec: config.codec,
+            retry: None,
         })
     }
 
@@ -166,44 +173,60 @@ impl TcpAcceptor {
     /// counting) those that arrive while all slots are taken. Transient
     /// accept errors (a peer that reset, out of file descriptors) are
     /// logged and retried, so this only returns a connection. Cancel-safe.
-    pub async fn accept(&self) -> Accepted {
+    pub async fn accept(&mut self) -> Accepted {
+        std::future::poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// [`TcpAcceptor::accept`] as a poll, for a caller that keeps the
+    /// acceptor in a stream of its own: it waits on the listener's own
+    /// registration, with no future to store (the future of
+    /// `TcpListener::accept` is about 180 bytes, kept by every idle
+    /// listener).
+    pub fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<Accepted> {
         loop {
-            // `poll_accept` waits on the listener's own registration: the
-            // future of `TcpListener::accept` would add about 180 bytes to
-            // every idle acceptor's task.
-            let accepted = std::future::poll_fn(|cx| self.listener.poll_accept(cx)).await;
-            let (stream, peer) = match accepted {
-                Ok(c) => {
+            if let Some(retry) = self.retry.as_mut() {
+                ready!(retry.as_mut().poll(cx));
+                self.retry = None;
+            }
+            let (stream, peer) = match ready!(self.listener.poll_accept(cx)) {
+                Ok(accepted) => {
                     self.accept_recovered();
-                    c
+                    accepted
                 }
                 Err(e) => {
-                    // Boxed: a timer inline would make every idle
-                    // acceptor's future larger for a rare path.
-                    Box::pin(tokio::time::sleep(self.accept_failed(&e))).await;
+                    // Boxed: only an acceptor in a failure episode holds a timer.
+                    self.retry = Some(Box::pin(tokio::time::sleep(self.accept_failed(&e))));
                     continue;
                 }
             };
-            let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
-                self.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(listen = %self.local, %peer, max = self.max, "max_connections reached; connection refused");
-                drop(stream);
-                continue;
-            };
-            if let Some(every) = self.keepalive {
-                if let Err(e) = super::tcp::set_keepalive(&stream, every) {
-                    tracing::debug!(%peer, error = %e, "could not enable keepalive");
-                }
+            if let Some(accepted) = self.admit(stream, peer) {
+                return Poll::Ready(accepted);
             }
-            self.accepted.fetch_add(1, Ordering::Relaxed);
-            return Accepted {
-                stream,
-                peer,
-                permit: ConnectionPermit { _permit: permit },
-                codec: self.codec,
-                read_timeout: self.read_timeout,
-            };
         }
+    }
+
+    /// Gives a new connection a slot, or closes (and counts) it when all
+    /// slots are taken.
+    fn admit(&self, stream: TcpStream, peer: SocketAddr) -> Option<Accepted> {
+        let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(listen = %self.local, %peer, max = self.max, "max_connections reached; connection refused");
+            drop(stream);
+            return None;
+        };
+        if let Some(every) = self.keepalive {
+            if let Err(e) = super::tcp::set_keepalive(&stream, every) {
+                tracing::debug!(%peer, error = %e, "could not enable keepalive");
+            }
+        }
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        Some(Accepted {
+            stream,
+            peer,
+            permit: ConnectionPermit { _permit: permit },
+            codec: self.codec,
+            read_timeout: self.read_timeout,
+        })
     }
 
     /// Counts a failed accept, logs it (warn for the first of an episode,
@@ -229,7 +252,7 @@ impl TcpAcceptor {
 
     /// Accepts forever, calling `spawn` for each connection. Stop it by
     /// dropping the future (e.g. in a `select!` with a shutdown signal).
-    pub async fn run<F: FnMut(Accepted)>(&self, mut spawn: F) {
+    pub async fn run<F: FnMut(Accepted)>(&mut self, mut spawn: F) {
         loop {
             spawn(self.accept().await);
         }

@@ -14,7 +14,11 @@
 //!   fails that start, and the sensor's own restart window applies (its
 //!   state goes to `restarting`, then `quarantined` if it keeps failing).
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::Stream;
 
 use edgevisor_devices::link::tcp_listen::{Accepted, TcpAcceptor};
 use edgevisor_runtime::{ChildSource, ChildSpec, Crash, Restart, Strategy, SupervisorSpec};
@@ -49,14 +53,30 @@ async fn listen(sensor: Arc<SensorConfig>, gateway: Arc<Gateway>) -> Result<Chil
         .await
         .map_err(|e| worker::crash(&e))?;
     tracing::info!(sensor = %sensor.id, listen = %acceptor.local_addr(), "listening");
-    let connections = futures_util::stream::unfold(acceptor, move |acceptor| {
-        let (sensor, gateway) = (sensor.clone(), gateway.clone());
-        async move {
-            let accepted = acceptor.accept().await;
-            Some((connection(accepted, &sensor, &gateway), acceptor))
-        }
-    });
-    Ok(Box::pin(connections))
+    Ok(Box::pin(Connections {
+        acceptor,
+        sensor,
+        gateway,
+    }))
+}
+
+/// The listener as a stream of connection children. Polled by its
+/// supervisor's loop; it stores no future (every idle sensor keeps one).
+struct Connections {
+    acceptor: TcpAcceptor,
+    sensor: Arc<SensorConfig>,
+    gateway: Arc<Gateway>,
+}
+
+impl Stream for Connections {
+    type Item = ChildSpec;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ChildSpec>> {
+        let this = self.get_mut();
+        this.acceptor
+            .poll_accept(cx)
+            .map(|accepted| Some(connection(accepted, &this.sensor, &this.gateway)))
+    }
 }
 
 /// The temporary child that reads one accepted connection.

@@ -14,6 +14,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use futures_util::future::BoxFuture;
 use futures_util::Stream;
@@ -65,13 +66,16 @@ impl Core {
     }
 }
 
-/// The next child of `source`; never resolves when there is none.
-pub(super) async fn next_child(source: &mut Option<ChildSource>) -> Option<ChildSpec> {
-    use futures_util::StreamExt;
-    match source {
-        Some(source) => source.next().await,
-        None => std::future::pending().await,
-    }
+/// The next child of `source`; never resolves when there is none. A
+/// `poll_fn` rather than an `async fn`: the future is part of every idle
+/// supervisor's and is kept to a pointer.
+pub(super) fn next_child(
+    source: &mut Option<ChildSource>,
+) -> impl Future<Output = Option<ChildSpec>> + '_ {
+    std::future::poll_fn(move |cx| match source {
+        Some(source) => source.as_mut().poll_next(cx),
+        None => Poll::Pending,
+    })
 }
 
 /// The crash of a supervisor whose source ended. Its reason is `io`: a
