@@ -100,7 +100,7 @@ impl SupervisorHandle {
     /// Asks the supervisor to stop its children in reverse start order and
     /// waits until it has.
     pub async fn shutdown(&self) -> Result<(), Exhausted> {
-        self.shared.stop.cancel();
+        self.shared.mailbox.request_stop();
         self.wait().await
     }
 

@@ -15,6 +15,7 @@ use futures_util::future::BoxFuture;
 use tokio::time::Sleep;
 
 use super::commands::refuse;
+use super::mailbox::Next;
 use super::source::{next_child, source_ended, ChildSource};
 use super::table::{Mail, Shared};
 use super::timers::Timers;
@@ -120,7 +121,6 @@ impl Core {
     /// supervisor's task as large as its biggest one.
     async fn serve(&mut self) -> Result<(), Crash> {
         let shared = self.shared.clone();
-        let stop = shared.stop.clone();
         // Made on the first timer: most supervisors never schedule one.
         let mut sleep: Option<Pin<Box<Sleep>>> = None;
         // Dropped (a listener closed) as the loop ends, before the children
@@ -142,8 +142,10 @@ impl Core {
             };
             tokio::select! {
                 biased;
-                _ = stop.cancelled() => return Ok(()),
-                mail = shared.mailbox.recv() => {
+                next = shared.mailbox.next() => {
+                    let Next::Mail(mail) = next else {
+                        return Ok(());
+                    };
                     self.on_mail(*mail).await?;
                     for _ in 0..MAIL_BATCH {
                         match shared.mailbox.try_recv() {

@@ -91,12 +91,7 @@ impl Supervisor {
     /// Starts the tree and returns the task too, for callers that want to
     /// await its end directly.
     pub fn spawn_task(self) -> (SupervisorHandle, JoinHandle<Result<(), Exhausted>>) {
-        let shared = Shared::new(
-            self.name.clone(),
-            self.spec.strategy,
-            self.bus,
-            Default::default(),
-        );
+        let shared = Shared::new(self.name.clone(), self.spec.strategy, self.bus);
         let handle = SupervisorHandle::new(shared.clone());
         let core = Core::new(shared, Arc::new(self.spec), self.seed);
         let task = tokio::spawn(core.run_root());

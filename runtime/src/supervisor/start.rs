@@ -31,7 +31,7 @@ impl Core {
                 .collect()
         };
         for key in keys {
-            if self.shared.stop.is_cancelled() {
+            if self.shared.mailbox.stop_requested() {
                 return;
             }
             self.start_or_report(key, false).await;
@@ -58,7 +58,10 @@ impl Core {
         let Some(Attempt { spec, ctx, epoch }) = self.begin_start(key, is_restart, now) else {
             return Ok(());
         };
-        let called = self.call_start(&spec, ctx.clone());
+        // A worker is told to stop through its token; a nested supervisor
+        // through its mailbox, and has no token.
+        let stop = ctx.as_ref().map(|ctx| ctx.stop.clone());
+        let called = self.call_start(&spec, ctx);
         let failed = |crash| StartFailed {
             epoch,
             crash: start_failed(crash),
@@ -66,10 +69,10 @@ impl Core {
         let running = match called.starting.map_err(failed)? {
             Starting::Ready(running) => running,
             Starting::Pending(phase) => {
-                let stop = self.shared.stop.clone();
+                let shared = self.shared.clone();
                 tokio::select! {
                     biased;
-                    _ = stop.cancelled() => return Ok(()),
+                    () = shared.mailbox.stopped() => return Ok(()),
                     result = AssertUnwindSafe(phase).catch_unwind() => result
                         .unwrap_or_else(|panic| Err(Crash::from_panic(panic)))
                         .map_err(failed)?,
@@ -84,7 +87,7 @@ impl Core {
                 return Ok(());
             };
             child.task = Some(task);
-            child.stop = Some(ctx.stop);
+            child.stop = stop;
             child.nested = called.nested;
             child.started_at = now;
             child.set_state(ChildState::Running, Instant::now());
@@ -104,12 +107,12 @@ impl Core {
             child.restarts = child.restarts.saturating_add(1);
         }
         child.set_state(ChildState::Starting, now);
-        let ctx = ChildContext {
+        let ctx = matches!(child.spec.start, ChildStart::Worker(_)).then(|| ChildContext {
             id: child.spec.id.clone(),
             parent: SupervisorHandle::new(self.shared.clone()),
             stop: tokio_util::sync::CancellationToken::new(),
             restarts: child.restarts,
-        };
+        });
         Some(Attempt {
             spec: child.spec.clone(),
             ctx,
@@ -119,23 +122,23 @@ impl Core {
 
     /// Runs the start function (catching a panic in it) or builds a nested
     /// supervisor.
-    fn call_start(&mut self, spec: &ChildSpec, ctx: ChildContext) -> Called {
-        match &spec.start {
-            ChildStart::Worker(start) => {
+    fn call_start(&mut self, spec: &ChildSpec, ctx: Option<ChildContext>) -> Called {
+        match (&spec.start, ctx) {
+            (ChildStart::Worker(start), Some(ctx)) => {
                 let result = std::panic::catch_unwind(AssertUnwindSafe(|| start(ctx)));
                 Called {
                     starting: result.map_err(Crash::from_panic),
                     nested: None,
                 }
             }
-            ChildStart::Supervisor(nested_spec) => {
+            (ChildStart::Worker(_), None) => Called {
+                // `begin_start` gives every worker a context.
+                starting: Err(Crash::new(reason::START_FAILED, "no context to start with")),
+                nested: None,
+            },
+            (ChildStart::Supervisor(nested_spec), _) => {
                 let path: Arc<str> = format!("{}/{}", self.shared.path, spec.id).into();
-                let shared = Shared::new(
-                    path,
-                    nested_spec.strategy,
-                    self.shared.bus.clone(),
-                    ctx.stop,
-                );
+                let shared = Shared::new(path, nested_spec.strategy, self.shared.bus.clone());
                 let mut core = Core::new(shared.clone(), nested_spec.clone(), self.rng.u64(..));
                 let start_phase = async move {
                     core.start_initial().await;
@@ -160,7 +163,8 @@ pub(super) struct StartFailed {
 /// One start attempt, prepared under the table lock.
 struct Attempt {
     spec: ChildSpec,
-    ctx: ChildContext,
+    /// A worker's context; `None` for a nested supervisor.
+    ctx: Option<ChildContext>,
     epoch: u32,
 }
 

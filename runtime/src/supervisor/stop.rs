@@ -9,6 +9,7 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 use super::core::Core;
+use super::table::Shared;
 use crate::child::{Restart, Shutdown};
 use crate::event::{EventKind, StopReason};
 use crate::snapshot::ChildState;
@@ -19,14 +20,10 @@ use crate::supervisor::Strategy;
 /// hold its supervisor hostage.
 pub(crate) async fn stop_task(
     mut task: JoinHandle<()>,
-    stop: Option<CancellationToken>,
+    signal: StopSignal,
     shutdown: Shutdown,
 ) -> StopReason {
-    let ask = || {
-        if let Some(stop) = &stop {
-            stop.cancel();
-        }
-    };
+    let ask = || signal.send();
     match shutdown {
         Shutdown::Brutal => {
             task.abort();
@@ -50,11 +47,29 @@ pub(crate) async fn stop_task(
     }
 }
 
+/// How a running child is asked to stop: a worker through its token, a
+/// nested supervisor through its mailbox.
+pub(crate) struct StopSignal {
+    token: Option<CancellationToken>,
+    nested: Option<Arc<Shared>>,
+}
+
+impl StopSignal {
+    fn send(&self) {
+        if let Some(token) = &self.token {
+            token.cancel();
+        }
+        if let Some(nested) = &self.nested {
+            nested.mailbox.request_stop();
+        }
+    }
+}
+
 /// A running child taken out of its record, ready to be stopped.
 struct Stopping {
     id: Arc<str>,
     task: JoinHandle<()>,
-    stop: Option<CancellationToken>,
+    signal: StopSignal,
     shutdown: Shutdown,
 }
 
@@ -67,13 +82,15 @@ impl Core {
         let child = table.get_mut(key)?;
         child.epoch = child.epoch.wrapping_add(1);
         child.set_state(state, now);
-        child.nested = None;
-        let stop = child.stop.take();
+        let signal = StopSignal {
+            token: child.stop.take(),
+            nested: child.nested.take(),
+        };
         let task = child.task.take()?;
         Some(Stopping {
             id: child.spec.id.clone(),
             task,
-            stop,
+            signal,
             shutdown: child.spec.shutdown,
         })
     }
@@ -81,7 +98,7 @@ impl Core {
     /// Stops one child and leaves its record in `state`.
     pub(crate) async fn stop_child(&mut self, key: u64, state: ChildState) {
         if let Some(s) = self.take_running(key, state) {
-            let reason = stop_task(s.task, s.stop, s.shutdown).await;
+            let reason = stop_task(s.task, s.signal, s.shutdown).await;
             self.emit(&s.id, || EventKind::Stopped { reason });
         }
     }
@@ -122,7 +139,7 @@ impl Core {
         let reasons = futures_util::future::join_all(
             stopping
                 .into_iter()
-                .map(|s| stop_task(s.task, s.stop, s.shutdown)),
+                .map(|s| stop_task(s.task, s.signal, s.shutdown)),
         )
         .await;
         for (id, reason) in ids.iter().zip(reasons) {

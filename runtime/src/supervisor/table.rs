@@ -44,7 +44,7 @@ pub(crate) struct Shared {
     pub(crate) path: Arc<str>,
     pub(crate) strategy: Strategy,
     pub(crate) bus: EventBus,
-    pub(crate) stop: CancellationToken,
+    /// Mail, and the stop request ([`Mailbox::request_stop`]).
     pub(crate) mailbox: Mailbox,
     /// How the supervisor ended, once it has. Boxed: set once at the end,
     /// it would otherwise add its size to every running supervisor.
@@ -55,17 +55,11 @@ pub(crate) struct Shared {
 impl Shared {
     /// The shared part of a new supervisor; only its run loop reads the
     /// mailbox.
-    pub(crate) fn new(
-        path: Arc<str>,
-        strategy: Strategy,
-        bus: EventBus,
-        stop: CancellationToken,
-    ) -> Arc<Self> {
+    pub(crate) fn new(path: Arc<str>, strategy: Strategy, bus: EventBus) -> Arc<Self> {
         Arc::new(Self {
             path,
             strategy,
             bus,
-            stop,
             mailbox: Mailbox::default(),
             done: SetOnce::new(),
             table: Mutex::new(Table::default()),
