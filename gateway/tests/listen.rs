@@ -1,6 +1,8 @@
-//! A `tcp-listen` sensor with 200 connected sensors, 20 of which send a
-//! corrupt frame: the 20 are crashed and reported one by one, the other 180
-//! deliver every reading they wrote, without a gap.
+//! `tcp-listen` sensors end to end:
+//! - one with 200 connected sensors, 20 of which send a corrupt frame: the
+//!   20 are crashed and reported one by one, the other 180 deliver every
+//!   reading they wrote, without a gap;
+//! - one whose port is taken: its own start fails, the others deliver.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -115,6 +117,53 @@ async fn two_hundred_connections_twenty_corrupt_the_rest_deliver_without_a_gap()
         paths.iter().all(|p| p.starts_with("root/nodes/127.0.0.1:")),
         "{paths:?}"
     );
+    gateway.signal(Signal::SIGTERM);
+    assert_eq!(gateway.exit_code(20).await, Some(0));
+}
+
+/// Binding the port is part of a tcp-listen sensor's start: a port that is
+/// already taken is that sensor's `start_failed` crash under its own window
+/// (quarantined once the window is spent), and the gateway's other sensors
+/// keep delivering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_port_fails_its_sensor_and_leaves_the_others_alone() {
+    let broker = Mosquitto::start().await.unwrap();
+    let upstream = Upstream::connect(broker.port()).await;
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = squatter.local_addr().unwrap().port();
+    let free = free_port();
+    let dir = TempDir::new("e2e-listen-taken");
+    let sensor = |id: &str, port: u16| {
+        format!("\n[[sensor]]\nid = \"{id}\"\ntransport = \"tcp-listen\"\nlisten = \"127.0.0.1:{port}\"\ncodec = \"json\"\n")
+    };
+    let config = header("gw6", broker.port(), &dir.0.join("state"))
+        + &sensor("taken", taken)
+        + &sensor("free", free);
+    let mut gateway = Gateway::start_in(dir, &config).await;
+    upstream
+        .wait("the taken sensor quarantined", 20, |_| {
+            upstream
+                .on("state/taken")
+                .last()
+                .is_some_and(|m| m.json["state"] == "quarantined")
+        })
+        .await;
+    let report = &upstream.on("crash/taken")[0].json;
+    assert_eq!(report["reason"], "start_failed", "{report}");
+    assert_eq!(report["path"], "root/taken", "{report}");
+
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", free))
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stream, b"{\"t\":21.5}\n")
+        .await
+        .unwrap();
+    upstream
+        .wait("a reading from the free sensor", 10, |_| {
+            !upstream.on("telemetry/free").is_empty()
+        })
+        .await;
+    drop(squatter);
     gateway.signal(Signal::SIGTERM);
     assert_eq!(gateway.exit_code(20).await, Some(0));
 }
