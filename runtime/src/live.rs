@@ -53,21 +53,18 @@ impl<'a> LiveChildren<'a> {
     pub fn with<R>(&self, visit: impl FnOnce(&mut dyn Iterator<Item = ChildView<'_>>) -> R) -> R {
         let table = self.shared.table();
         let parent: &str = &self.shared.path;
-        let mut children = table.children().map(|child| {
-            let running = matches!(child.state, ChildState::Running);
-            ChildView {
-                id: &child.spec.id,
-                parent,
-                kind: child.spec.kind(),
-                state: child.state,
-                restarts: child.restarts,
-                uptime: running.then(|| self.now.saturating_duration_since(child.started_at)),
-                last_reason: child.last_reason.as_deref(),
-                children: child.nested.as_ref().map(|nested| LiveChildren {
-                    shared: nested,
-                    now: self.now,
-                }),
-            }
+        let mut children = table.children().map(|child| ChildView {
+            id: &child.spec.id,
+            parent,
+            kind: child.spec.kind(),
+            state: child.state,
+            restarts: child.restarts,
+            uptime: child.uptime(self.now),
+            last_reason: child.last_reason.as_deref(),
+            children: child.nested.as_ref().map(|nested| LiveChildren {
+                shared: nested,
+                now: self.now,
+            }),
         });
         visit(&mut children)
     }

@@ -55,13 +55,15 @@ impl Core {
     /// when the child went away or the supervisor was told to stop.
     pub(super) async fn start(&mut self, key: u64, is_restart: bool) -> Result<(), StartFailed> {
         let now = Instant::now();
-        let Some(Attempt { spec, ctx, epoch }) = self.begin_start(key, is_restart, now) else {
+        let Some(Attempt {
+            spec,
+            restarts,
+            epoch,
+        }) = self.begin_start(key, is_restart, now)
+        else {
             return Ok(());
         };
-        // A worker is told to stop through its token; a nested supervisor
-        // through its mailbox, and has no token.
-        let stop = ctx.as_ref().map(|ctx| ctx.stop.clone());
-        let called = self.call_start(&spec, ctx);
+        let called = self.call_start(&spec, restarts);
         let failed = |crash| StartFailed {
             epoch,
             crash: start_failed(crash),
@@ -87,7 +89,7 @@ impl Core {
                 return Ok(());
             };
             child.task = Some(task);
-            child.stop = stop;
+            child.stop = called.stop;
             child.nested = called.nested;
             child.started_at = now;
             child.set_state(ChildState::Running, Instant::now());
@@ -97,8 +99,8 @@ impl Core {
         Ok(())
     }
 
-    /// Marks child `key` as starting under a new epoch and builds its
-    /// context; `None` when the child is gone.
+    /// Marks child `key` as starting under a new epoch; `None` when the
+    /// child is gone.
     fn begin_start(&mut self, key: u64, is_restart: bool, now: Instant) -> Option<Attempt> {
         let mut table = self.shared.table();
         let child = table.get_mut(key)?;
@@ -107,36 +109,35 @@ impl Core {
             child.restarts = child.restarts.saturating_add(1);
         }
         child.set_state(ChildState::Starting, now);
-        let ctx = matches!(child.spec.start, ChildStart::Worker(_)).then(|| ChildContext {
-            id: child.spec.id.clone(),
-            parent: SupervisorHandle::new(self.shared.clone()),
-            stop: tokio_util::sync::CancellationToken::new(),
-            restarts: child.restarts,
-        });
         Some(Attempt {
             spec: child.spec.clone(),
-            ctx,
+            restarts: child.restarts,
             epoch: child.epoch,
         })
     }
 
-    /// Runs the start function (catching a panic in it) or builds a nested
-    /// supervisor.
-    fn call_start(&mut self, spec: &ChildSpec, ctx: Option<ChildContext>) -> Called {
-        match (&spec.start, ctx) {
-            (ChildStart::Worker(start), Some(ctx)) => {
+    /// Runs a worker's start function (catching a panic in it) with a
+    /// context of its own, or builds a nested supervisor. A worker is told to
+    /// stop through its context's token; a nested supervisor through its
+    /// mailbox, and has no token.
+    fn call_start(&mut self, spec: &ChildSpec, restarts: u32) -> Called {
+        match &spec.start {
+            ChildStart::Worker(start) => {
+                let stop = tokio_util::sync::CancellationToken::new();
+                let ctx = ChildContext {
+                    id: spec.id.clone(),
+                    parent: SupervisorHandle::new(self.shared.clone()),
+                    stop: stop.clone(),
+                    restarts,
+                };
                 let result = std::panic::catch_unwind(AssertUnwindSafe(|| start(ctx)));
                 Called {
                     starting: result.map_err(Crash::from_panic),
                     nested: None,
+                    stop: Some(stop),
                 }
             }
-            (ChildStart::Worker(_), None) => Called {
-                // `begin_start` gives every worker a context.
-                starting: Err(Crash::new(reason::START_FAILED, "no context to start with")),
-                nested: None,
-            },
-            (ChildStart::Supervisor(nested_spec), _) => {
+            ChildStart::Supervisor(nested_spec) => {
                 let path: Arc<str> = format!("{}/{}", self.shared.path, spec.id).into();
                 let shared = Shared::new(path, nested_spec.strategy, self.shared.bus.clone());
                 let mut core = Core::new(shared.clone(), nested_spec.clone(), self.rng.u64(..));
@@ -148,6 +149,7 @@ impl Core {
                 Called {
                     starting: Ok(Starting::Pending(Box::pin(start_phase))),
                     nested: Some(shared),
+                    stop: None,
                 }
             }
         }
@@ -163,8 +165,8 @@ pub(super) struct StartFailed {
 /// One start attempt, prepared under the table lock.
 struct Attempt {
     spec: ChildSpec,
-    /// A worker's context; `None` for a nested supervisor.
-    ctx: Option<ChildContext>,
+    /// Restarts so far, for the worker's context.
+    restarts: u32,
     epoch: u32,
 }
 
@@ -173,6 +175,8 @@ struct Called {
     starting: Result<Starting, Crash>,
     /// The nested supervisor's shared state, when the child is one.
     nested: Option<Arc<Shared>>,
+    /// A worker's stop token.
+    stop: Option<tokio_util::sync::CancellationToken>,
 }
 
 /// A child's task: runs the body, turns a panic into a crash, reports the end.

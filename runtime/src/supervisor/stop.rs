@@ -105,8 +105,8 @@ impl Core {
 
     /// Stops every child in reverse start order, one after another (OTP),
     /// except that children independent of each other stop all at once:
-    /// all of a dynamic pool's, and the temporary children added last (a
-    /// connections, say).
+    /// all of a dynamic pool's, and the temporary children added last
+    /// (connections, say).
     pub(crate) async fn stop_all(&mut self) {
         let mut keys = self.shared.table().keys_from(0);
         keys.reverse();

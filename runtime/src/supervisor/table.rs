@@ -131,15 +131,21 @@ impl Child {
         self.since = now;
     }
 
+    /// How long the current run has lasted at `now`, when running: for
+    /// snapshots and for the live view alike.
+    pub(crate) fn uptime(&self, now: Instant) -> Option<std::time::Duration> {
+        matches!(self.state, ChildState::Running)
+            .then(|| now.saturating_duration_since(self.started_at))
+    }
+
     fn snapshot(&self, parent: &str, now: Instant) -> ChildSnapshot {
-        let running = matches!(self.state, ChildState::Running);
         ChildSnapshot {
             id: self.spec.id.clone(),
             path: format!("{parent}/{}", self.spec.id),
             kind: self.spec.kind(),
             state: self.state,
             restarts: self.restarts,
-            uptime: running.then(|| now.saturating_duration_since(self.started_at)),
+            uptime: self.uptime(now),
             in_state_for: now.saturating_duration_since(self.since),
             last_reason: self.last_reason.clone(),
             children: self
