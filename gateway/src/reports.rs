@@ -17,7 +17,7 @@ use crate::payload;
 use crate::sensor::Gateway;
 use crate::shutdown::Shutdown;
 use crate::tree_payload;
-use crate::uplink::Uplink;
+use crate::uplink::{Render, Uplink};
 
 /// The last crash reports, newest last, exactly as they went to the
 /// outbox: a bounded ring filled where reports are made, read by
@@ -76,7 +76,7 @@ pub async fn run(
     let mut states: HashMap<String, (&'static str, u32)> = HashMap::new();
     let mut tree_dirty = true;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let render_tree: Arc<dyn Fn() -> Vec<u8> + Send + Sync> = {
+    let render_tree: Render = {
         let tree = tree.clone();
         Arc::new(move || tree_payload::render_live(&tree))
     };

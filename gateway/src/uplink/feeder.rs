@@ -23,6 +23,9 @@ pub struct Retained {
     pub changed: Notify,
 }
 
+/// Makes a retained payload from live state when it is sent.
+pub type Render = Arc<dyn Fn() -> Vec<u8> + Send + Sync>;
+
 /// How a retained payload is had when it is sent.
 #[derive(Clone)]
 enum Value {
@@ -31,7 +34,7 @@ enum Value {
     /// Rendered from live state at each send. The tree's JSON grows with
     /// the sensors (about 300 bytes each): kept between sends it would cost
     /// that much memory per idle sensor for a value that is stale anyway.
-    Rendered(Arc<dyn Fn() -> Vec<u8> + Send + Sync>),
+    Rendered(Render),
 }
 
 impl Value {
@@ -52,7 +55,7 @@ impl Retained {
     }
 
     /// Sets (or marks changed) a value rendered when it is sent.
-    pub fn set_rendered(&self, topic: String, render: Arc<dyn Fn() -> Vec<u8> + Send + Sync>) {
+    pub fn set_rendered(&self, topic: String, render: Render) {
         self.set_value(topic, Value::Rendered(render));
     }
 

@@ -42,6 +42,7 @@ pub use options::OptionsError;
 
 use crate::config::UpstreamConfig;
 use crate::outbox::Outbox;
+pub use feeder::Render;
 use feeder::Retained;
 use options::ConnectOptions;
 
@@ -116,11 +117,7 @@ impl Uplink {
     /// Sets, or marks changed, a retained value that `render` makes from
     /// live state each time it is sent (the tree: large, and only worth
     /// keeping on the broker).
-    pub fn set_retained_rendered(
-        &self,
-        topic: String,
-        render: Arc<dyn Fn() -> Vec<u8> + Send + Sync>,
-    ) {
+    pub fn set_retained_rendered(&self, topic: String, render: Render) {
         self.retained.set_rendered(topic, render);
     }
 
