@@ -4,6 +4,7 @@
 pub mod codec;
 pub mod json_object;
 pub mod link;
+pub mod modbus;
 pub mod reading;
 
 pub use json_object::JsonObject;

@@ -69,7 +69,7 @@ pub async fn run(
     tree: SupervisorHandle,
     gateway: Arc<Gateway>,
     uplink: Arc<Uplink>,
-    groups: Vec<String>,
+    layout: crate::tree::Layout,
     recent: Arc<RecentCrashes>,
     mut shutdown: Shutdown,
 ) {
@@ -85,7 +85,7 @@ pub async fn run(
             event = events.recv() => match event {
                 Ok(event) => {
                     tree_dirty = true;
-                    on_event(&event, &gateway, &uplink, &groups, &recent, &mut states);
+                    on_event(&event, &gateway, &uplink, &layout, &recent, &mut states);
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "crash reporting fell behind; events were missed");
@@ -100,7 +100,7 @@ pub async fn run(
             }
             _ = shutdown.recv() => {
                 while let Ok(event) = events.try_recv() {
-                    on_event(&event, &gateway, &uplink, &groups, &recent, &mut states);
+                    on_event(&event, &gateway, &uplink, &layout, &recent, &mut states);
                 }
                 // The last tree as it stands now, not as it will be once
                 // everything has stopped.
@@ -115,11 +115,11 @@ fn on_event(
     event: &Event,
     gateway: &Gateway,
     uplink: &Uplink,
-    groups: &[String],
+    layout: &crate::tree::Layout,
     recent: &RecentCrashes,
     states: &mut HashMap<String, (&'static str, u32)>,
 ) {
-    let Some(place) = crate::tree::sensor_place(&event.path, groups) else {
+    let Some(place) = crate::tree::sensor_place(&event.path, layout) else {
         return;
     };
     let sensor = place.sensor;
@@ -154,6 +154,21 @@ struct Crashed<'a> {
     action: &'a Action,
 }
 
+/// SPEC's `evidence_hex`: the bytes in hex, "" without any; a request and
+/// its reply as `>request<reply`.
+fn evidence_hex(crash: &edgevisor_runtime::Crash) -> String {
+    let Some(bytes) = crash.evidence.as_deref() else {
+        return String::new();
+    };
+    match crash.evidence_request_len {
+        Some(n) if n <= bytes.len() => {
+            let (request, reply) = bytes.split_at(n);
+            format!(">{}<{}", hex::encode(request), hex::encode(reply))
+        }
+        _ => hex::encode(bytes),
+    }
+}
+
 /// Logs a crash, puts its report in the outbox and keeps it among the
 /// recent ones.
 fn report_crash(
@@ -164,11 +179,7 @@ fn report_crash(
     recent: &RecentCrashes,
 ) {
     let Crashed { crash, action, .. } = crashed;
-    let evidence_hex = crash
-        .evidence
-        .as_deref()
-        .map(hex::encode)
-        .unwrap_or_default(); // a crash without evidence reports ""
+    let evidence_hex = evidence_hex(crash);
     tracing::warn!(
         SENSOR = sensor,
         CHILD_PATH = %event.path,

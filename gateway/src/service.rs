@@ -12,13 +12,14 @@ use edgevisor_runtime::{Supervisor, SupervisorHandle};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::Instant;
 
-use crate::config::{Config, RootChild};
+use crate::config::Config;
 use crate::outbox::{notice, Outbox};
 use crate::payload::{self, Status};
 use crate::sensor::Gateway;
 use crate::shutdown::Background;
 use crate::systemd::Systemd;
 use crate::topics::Topics;
+use crate::tree::Layout;
 use crate::uplink::Uplink;
 use crate::{boot, reload, reports, status, tree};
 
@@ -95,12 +96,12 @@ impl Service {
         let events = supervisor.subscribe();
         let root = supervisor.spawn();
         let mut background = Background::default();
-        let (groups, tree) = (group_ids(&config), root.clone());
+        let (layout, tree) = (Layout::of(&config), root.clone());
         let (reporting, linked) = (gateway.clone(), uplink.clone());
         let crashes = Arc::new(reports::RecentCrashes::new(status::RECENT_CRASHES));
         let recent = crashes.clone();
         background.spawn("crash reports", move |shutdown| {
-            reports::run(events, tree, reporting, linked, groups, recent, shutdown)
+            reports::run(events, tree, reporting, linked, layout, recent, shutdown)
         });
         let sources = status::Sources {
             gateway: config.gateway.id.clone(),
@@ -119,7 +120,7 @@ impl Service {
             root: root.clone(),
             uplink: uplink.clone(),
             outbox: outbox.clone(),
-            groups: group_ids(&config),
+            layout: Layout::of(&config),
             keep_alive: config.upstream.keep_alive,
         };
         let systemd = Systemd::start(watched, &mut background);
@@ -196,17 +197,6 @@ impl Service {
         let flush = self.outbox.clone();
         let _ = tokio::task::spawn_blocking(move || flush.sync()).await;
     }
-}
-
-fn group_ids(config: &Config) -> Vec<String> {
-    config
-        .children
-        .iter()
-        .filter_map(|c| match c {
-            RootChild::Group(g) => Some(g.id.clone()),
-            RootChild::Sensor(_) => None,
-        })
-        .collect()
 }
 
 fn status<'a>(state: &'a str, boot: u64, started_at: Option<&'a str>) -> Status<'a> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use edgevisor_runtime::{ChildSpec, Strategy, SupervisorSpec};
 
-use crate::config::{Config, GroupConfig, RootChild};
+use crate::config::{Config, GroupConfig, LinkConfig, RootChild};
 use crate::sensor::{self, Gateway};
 
 /// The root supervisor's spec.
@@ -47,30 +47,77 @@ pub struct SensorPlace<'a> {
     /// group `root/g`), not one below it such as a tcp-listen connection
     /// (`root/nodes/1.2.3.4:5`). Only this level has a sensor state.
     pub own_level: bool,
-    /// The path is a group's supervisor, not a sensor.
+    /// The path is a supervisor whose children are sensors (a group, or a
+    /// Modbus bus whose units are sensors), not a sensor.
     pub group: bool,
+}
+
+/// The names that say what a tree path is: groups (whose children are
+/// sensors) and Modbus buses (whose children are units, each a sensor
+/// named `<bus>/<unit>`). Taken from the config at start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// Group ids.
+    pub groups: Vec<String>,
+    /// Ids of Modbus bus sensors.
+    pub buses: Vec<String>,
+}
+
+impl Layout {
+    /// The layout of `config`.
+    pub fn of(config: &Config) -> Self {
+        Layout {
+            groups: config
+                .children
+                .iter()
+                .filter_map(|c| match c {
+                    RootChild::Group(g) => Some(g.id.clone()),
+                    RootChild::Sensor(_) => None,
+                })
+                .collect(),
+            buses: config
+                .sensors()
+                .filter(|s| matches!(s.link, LinkConfig::Modbus(_)))
+                .map(|s| s.id.clone())
+                .collect(),
+        }
+    }
 }
 
 /// The one reading of tree paths, for crash reports, sensor states and the
 /// systemd status line: `root/barn/barn-gps` -> `barn-gps` (own level);
-/// `root/nodes/1.2.3.4:5` -> `nodes` (below it); `root/barn` -> the
-/// group `barn`; `root` -> `None`. Paths start at the root supervisor.
-pub fn sensor_place<'a>(path: &'a str, groups: &[String]) -> Option<SensorPlace<'a>> {
-    let mut parts = path.split('/').skip(1);
-    let first = parts.next()?;
-    let group = groups.iter().any(|g| g == first);
-    let sensor = if group { parts.next() } else { Some(first) };
-    let Some(sensor) = sensor else {
+/// `root/nodes/1.2.3.4:5` -> `nodes` (below it); `root/meters/meter-1` ->
+/// the unit `meters/meter-1` (own level) when `meters` is a Modbus bus;
+/// `root/barn` -> the group `barn`; `root` -> `None`. Paths start at the
+/// root supervisor.
+pub fn sensor_place<'a>(path: &'a str, layout: &Layout) -> Option<SensorPlace<'a>> {
+    let parts: Vec<&str> = path.split('/').collect();
+    let first = *parts.get(1)?;
+    let group = layout.groups.iter().any(|g| g == first);
+    let at = if group { 2 } else { 1 };
+    let Some(sensor) = parts.get(at).copied() else {
         return Some(SensorPlace {
             sensor: first,
             own_level: true,
             group: true,
         });
     };
-    Some(SensorPlace {
-        sensor,
-        own_level: parts.next().is_none(),
-        group: false,
+    let start: usize = parts[..at].iter().map(|p| p.len() + 1).sum();
+    let unit = parts
+        .get(at + 1)
+        .filter(|_| layout.buses.iter().any(|b| b == sensor));
+    let is_bus = layout.buses.iter().any(|b| b == sensor);
+    Some(match unit {
+        Some(unit) => SensorPlace {
+            sensor: &path[start..start + sensor.len() + 1 + unit.len()],
+            own_level: parts.len() == at + 2,
+            group: false,
+        },
+        None => SensorPlace {
+            sensor,
+            own_level: parts.len() == at + 1,
+            group: is_bus && parts.len() == at + 1,
+        },
     })
 }
 
@@ -89,8 +136,11 @@ mod tests {
     use super::*;
 
     fn place(path: &str) -> Option<(&str, bool, bool)> {
-        let groups = vec!["barn".to_string()];
-        sensor_place(path, &groups).map(|p| (p.sensor, p.own_level, p.group))
+        let layout = Layout {
+            groups: vec!["barn".to_string()],
+            buses: vec!["meters".to_string()],
+        };
+        sensor_place(path, &layout).map(|p| (p.sensor, p.own_level, p.group))
     }
 
     #[test]
@@ -107,5 +157,14 @@ mod tests {
             Some(("gps", false, false))
         );
         assert_eq!(place("root"), None);
+        assert_eq!(place("root/meters"), Some(("meters", true, true)));
+        assert_eq!(
+            place("root/meters/meter-1"),
+            Some(("meters/meter-1", true, false))
+        );
+        assert_eq!(
+            place("root/barn/meters/meter-1"),
+            Some(("meters/meter-1", true, false))
+        );
     }
 }

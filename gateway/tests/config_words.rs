@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use edgevisor::config::Config;
+use edgevisor::config::{Codec, Config};
 
 const MINIMAL: &str = "[gateway]\nid = \"gw\"\n\n[upstream]\nurl = \"mqtt://127.0.0.1:1883\"\n";
 
@@ -66,7 +66,7 @@ fn every_word_reaches_the_library_enum() {
     assert_eq!(
         (s.codec, s.checksum, s.restart),
         (
-            CodecKind::Nmea,
+            Codec::Stream(CodecKind::Nmea),
             ChecksumPolicy::Optional,
             Restart::Transient
         )
@@ -85,7 +85,7 @@ fn every_word_reaches_the_library_enum() {
     assert_eq!(
         (t.codec, t.checksum, t.restart, t.max_frame),
         (
-            CodecKind::Frame,
+            Codec::Stream(CodecKind::Frame),
             ChecksumPolicy::Required,
             Restart::Permanent,
             4096

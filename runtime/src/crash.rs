@@ -35,6 +35,9 @@ pub struct Crash {
     pub evidence: Option<Vec<u8>>,
     /// True when the capture site cut the evidence short.
     pub evidence_truncated: bool,
+    /// When the evidence is a request and its reply (a polled device): how
+    /// many of its bytes were the request; the rest is the reply.
+    pub evidence_request_len: Option<usize>,
 }
 
 impl Crash {
@@ -45,6 +48,7 @@ impl Crash {
             message: message.into(),
             evidence: None,
             evidence_truncated: false,
+            evidence_request_len: None,
         }
     }
 
@@ -57,6 +61,20 @@ impl Crash {
     pub fn with_evidence(mut self, bytes: impl Into<Vec<u8>>, truncated: bool) -> Self {
         self.evidence = Some(bytes.into());
         self.evidence_truncated = truncated;
+        self
+    }
+
+    /// Attaches a request and the reply it got, kept apart so a report can
+    /// show which bytes went which way. Like [`with_evidence`], it keeps
+    /// what it is given: the capture site caps it.
+    ///
+    /// [`with_evidence`]: Self::with_evidence
+    pub fn with_exchange(mut self, request: &[u8], reply: &[u8]) -> Self {
+        let mut bytes = Vec::with_capacity(request.len() + reply.len());
+        bytes.extend_from_slice(request);
+        bytes.extend_from_slice(reply);
+        self.evidence = Some(bytes);
+        self.evidence_request_len = Some(request.len());
         self
     }
 

@@ -165,20 +165,29 @@ impl SerialConfig {
 /// Opens the device (resolving symlinks now, not at config time). Must be
 /// called inside a tokio runtime.
 pub fn open(config: &SerialConfig) -> Result<Link, LinkError> {
-    let shown = config.path.display().to_string();
-    let resolved = std::fs::canonicalize(&config.path)
-        .map_err(|e| LinkError::io(format!("resolve {shown}"), e))?;
-    let resolved = resolved.to_string_lossy().into_owned();
-    let port = tokio_serial::SerialStream::open(&config.builder(&resolved))
-        .map_err(|e| LinkError::io(format!("open {shown} ({resolved})"), e.into()))?;
-    tracing::debug!(path = %shown, device = %resolved, "serial port open");
-    let what = format!("serial {shown}");
+    let port = config.open_port()?;
+    let what = format!("serial {}", config.path.display());
     Ok(Link::stream(StreamLink::new(
         Box::new(port),
         config.codec.decoder(),
         config.read_timeout,
         what,
     )))
+}
+
+impl SerialConfig {
+    /// Opens the port itself, for a caller with its own framing (Modbus
+    /// RTU). Resolves symlinks now, like [`open`].
+    pub fn open_port(&self) -> Result<tokio_serial::SerialStream, LinkError> {
+        let shown = self.path.display().to_string();
+        let resolved = std::fs::canonicalize(&self.path)
+            .map_err(|e| LinkError::io(format!("resolve {shown}"), e))?;
+        let resolved = resolved.to_string_lossy().into_owned();
+        let port = tokio_serial::SerialStream::open(&self.builder(&resolved))
+            .map_err(|e| LinkError::io(format!("open {shown} ({resolved})"), e.into()))?;
+        tracing::debug!(path = %shown, device = %resolved, "serial port open");
+        Ok(port)
+    }
 }
 
 #[cfg(test)]

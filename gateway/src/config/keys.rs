@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
-use super::raw::{RawGateway, RawGroup, RawPolicy, RawSensor, RawUpstream};
+use super::raw::{RawGateway, RawGroup, RawPolicy, RawRegister, RawSensor, RawUnit, RawUpstream};
 
 /// Every table of the file, written as its header is (`[gateway]`,
 /// `[[sensor]]`), with the keys the parser accepts in it, in declaration
@@ -22,6 +22,8 @@ pub fn table_keys() -> Vec<(&'static str, &'static [&'static str])> {
         ("[supervisor]", fields::<RawPolicy>()),
         ("[[group]]", fields::<RawGroup>()),
         ("[[sensor]]", fields::<RawSensor>()),
+        ("[[sensor.unit]]", fields::<RawUnit>()),
+        ("[[sensor.unit]] registers", fields::<RawRegister>()),
     ]
 }
 

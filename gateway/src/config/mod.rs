@@ -35,9 +35,9 @@ pub use edgevisor_runtime::Strategy as GroupStrategy;
 pub use keys::table_keys;
 pub use summary::summary;
 pub use values::{OnCorrupt, Transport};
-pub use words::Words;
+pub use words::{Codec, Words};
 
-use edgevisor_devices::codec::{ChecksumPolicy, CodecKind};
+use edgevisor_devices::codec::ChecksumPolicy;
 use edgevisor_devices::link::serial::{DataBits, Parity, StopBits};
 use edgevisor_runtime::{Restart, Strategy};
 
@@ -155,7 +155,7 @@ pub struct SensorConfig {
     /// How it is reached.
     pub link: LinkConfig,
     /// Wire format.
-    pub codec: CodecKind,
+    pub codec: Codec,
     /// Largest frame; default 4096, NMEA 256.
     pub max_frame: usize,
     /// NMEA only: whether a missing `*HH` is corrupt; default required.
@@ -171,7 +171,7 @@ pub struct SensorConfig {
 }
 
 /// Transport settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum LinkConfig {
     /// A serial port.
     Serial {
@@ -207,6 +207,32 @@ pub enum LinkConfig {
         /// Topic filters.
         topics: Vec<String>,
     },
+    /// A Modbus bus, RTU or TCP, polled unit by unit (boxed: its register
+    /// maps make it much larger than the other links).
+    Modbus(Box<ModbusConfig>),
+}
+
+/// A Modbus bus (SPEC section 9).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModbusConfig {
+    /// Port and timing.
+    pub bus: edgevisor_devices::modbus::BusConfig,
+    /// Its units, in config order.
+    pub units: Vec<Arc<UnitConfig>>,
+}
+
+/// One `[[sensor.unit]]`: a child of its bus, and a sensor of its own named
+/// `<bus>/<unit>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitConfig {
+    /// Topic-safe id within its bus.
+    pub id: String,
+    /// Unit address, register map and planned reads.
+    pub unit: edgevisor_devices::modbus::Unit,
+    /// Time between two polls; default 1 s.
+    pub poll: Duration,
+    /// Its own restart window (unit keys, then the bus's).
+    pub policy: Policy,
 }
 
 impl LinkConfig {
@@ -217,6 +243,10 @@ impl LinkConfig {
             LinkConfig::Tcp { .. } => Transport::Tcp,
             LinkConfig::TcpListen { .. } => Transport::TcpListen,
             LinkConfig::Mqtt { .. } => Transport::Mqtt,
+            LinkConfig::Modbus(m) => match m.bus.endpoint {
+                edgevisor_devices::modbus::Endpoint::Rtu(_) => Transport::ModbusRtu,
+                edgevisor_devices::modbus::Endpoint::Tcp { .. } => Transport::ModbusTcp,
+            },
         }
     }
 }

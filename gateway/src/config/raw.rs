@@ -7,12 +7,13 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use edgevisor_devices::codec::{ChecksumPolicy, CodecKind};
+use edgevisor_devices::codec::ChecksumPolicy;
 use edgevisor_devices::link::serial::Parity;
+use edgevisor_devices::modbus::{Table, ValueType, WordOrder};
 use edgevisor_runtime::{OnExhausted, Restart, Strategy};
 
 use super::values::{Dur, OnCorrupt, Size, Transport};
-use super::words::Word;
+use super::words::{Codec, Word};
 
 /// Declares a table struct that also takes every `[supervisor]` key, since
 /// groups and sensors may override any of them.
@@ -108,10 +109,10 @@ with_policy!(
     pub struct RawSensor {
         pub id: Spanned<String>,
         pub transport: Spanned<Transport>,
-        pub codec: Spanned<Word<CodecKind>>,
+        pub codec: Spanned<Word<Codec>>,
         pub checksum: Option<Spanned<Word<ChecksumPolicy>>>,
         pub max_frame: Option<Spanned<Size>>,
-        pub on_corrupt: Option<OnCorrupt>,
+        pub on_corrupt: Option<Spanned<OnCorrupt>>,
         pub restart: Option<Word<Restart>>,
         pub read_timeout: Option<Spanned<Dur>>,
         // serial
@@ -129,5 +130,38 @@ with_policy!(
         // mqtt
         pub url: Option<Spanned<String>>,
         pub topics: Option<Spanned<Vec<Spanned<String>>>>,
+        // modbus-rtu and modbus-tcp
+        pub timeout: Option<Spanned<Dur>>,
+        pub retries: Option<Spanned<i64>>,
+        pub delay_between: Option<Spanned<Dur>>,
+        /// `[[sensor.unit]]`
+        #[serde(default)]
+        pub unit: Vec<Spanned<RawUnit>>,
     }
 );
+
+with_policy!(
+    /// One `[[sensor.unit]]` of a Modbus bus; its policy keys fall back to
+    /// the bus's.
+    pub struct RawUnit {
+        pub id: Spanned<String>,
+        pub unit_id: Spanned<i64>,
+        pub poll: Option<Spanned<Dur>>,
+        pub registers: Spanned<Vec<Spanned<RawRegister>>>,
+    }
+);
+
+/// One entry of a unit's `registers`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegister {
+    pub name: Spanned<String>,
+    pub table: Spanned<Word<Table>>,
+    pub address: Spanned<i64>,
+    #[serde(rename = "type")]
+    pub kind: Spanned<Word<ValueType>>,
+    pub order: Option<Spanned<Word<WordOrder>>>,
+    pub scale: Option<Spanned<f64>>,
+    pub offset: Option<Spanned<f64>>,
+    pub length: Option<Spanned<i64>>,
+}

@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use edgevisor_devices::modbus::Endpoint;
+
 use super::{Config, LinkConfig, Policy, RootChild, SensorConfig, Words};
 
 fn policy(p: &Policy) -> String {
@@ -32,6 +34,40 @@ fn link(l: &LinkConfig) -> String {
             format!("tcp-listen {listen} (dynamic, max {max_connections})")
         }
         LinkConfig::Mqtt { url, topics } => format!("mqtt {url} {}", topics.join(",")),
+        LinkConfig::Modbus(m) => {
+            let port = match &m.bus.endpoint {
+                Endpoint::Rtu(serial) => {
+                    format!("modbus-rtu {} @{}", serial.path.display(), serial.baud)
+                }
+                Endpoint::Tcp { address, .. } => format!("modbus-tcp {address}"),
+            };
+            format!(
+                "{port} (timeout {}, retries {})",
+                humantime::format_duration(m.bus.timeout),
+                m.bus.retries
+            )
+        }
+    }
+}
+
+/// A bus's units, one line each, under their bus.
+fn units(out: &mut String, s: &SensorConfig, indent: usize) {
+    let LinkConfig::Modbus(m) = &s.link else {
+        return;
+    };
+    for u in &m.units {
+        let _ = writeln!(
+            out,
+            "{:indent$}{:<16} unit {}  poll {}  {} register(s) in {} request(s)  [{}]",
+            "",
+            u.id,
+            u.unit.unit_id,
+            humantime::format_duration(u.poll),
+            u.unit.registers.len(),
+            u.unit.reads.len(),
+            policy(&u.policy),
+            indent = indent + 2
+        );
     }
 }
 
@@ -48,6 +84,7 @@ fn sensor(out: &mut String, s: &SensorConfig, indent: usize) {
         policy(&s.policy),
         indent = indent
     );
+    units(out, s, indent);
 }
 
 /// The tree `config` describes, as text.

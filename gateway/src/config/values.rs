@@ -104,8 +104,20 @@ words!(
         TcpListen = "tcp-listen",
         /// Messages on a local MQTT broker.
         Mqtt = "mqtt",
+        /// A Modbus RTU bus on a serial port; one child per unit.
+        ModbusRtu = "modbus-rtu",
+        /// A Modbus TCP server; one child per unit.
+        ModbusTcp = "modbus-tcp",
     }
 );
+
+impl Transport {
+    /// Whether the sensor is a Modbus bus (polled) rather than a stream of
+    /// readings.
+    pub fn is_modbus(self) -> bool {
+        matches!(self, Transport::ModbusRtu | Transport::ModbusTcp)
+    }
+}
 
 words!(
     /// What a corrupt frame does.

@@ -13,6 +13,7 @@ use std::marker::PhantomData;
 
 use edgevisor_devices::codec::{ChecksumPolicy, CodecKind};
 use edgevisor_devices::link::serial::Parity;
+use edgevisor_devices::modbus::{Table, ValueType, WordOrder};
 use edgevisor_runtime::{OnExhausted, Restart, Strategy};
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -38,6 +39,75 @@ impl Words for CodecKind {
         CodecKind::ALL
             .into_iter()
             .map(|k| (k.as_str(), k))
+            .collect()
+    }
+}
+
+/// A sensor's wire format: one of the devices crate's stream codecs, or
+/// Modbus polling (SPEC section 9), which is not a stream codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// `lines`, `nmea`, `frame` or `json`.
+    Stream(CodecKind),
+    /// `modbus`.
+    Modbus,
+}
+
+impl Codec {
+    /// The config word, also the telemetry's `codec` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Codec::Stream(kind) => kind.as_str(),
+            Codec::Modbus => "modbus",
+        }
+    }
+
+    /// The stream codec, for the links that decode a byte stream.
+    pub fn stream(self) -> Option<CodecKind> {
+        match self {
+            Codec::Stream(kind) => Some(kind),
+            Codec::Modbus => None,
+        }
+    }
+}
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Words for Codec {
+    fn words() -> Vec<(&'static str, Self)> {
+        let mut words: Vec<_> = CodecKind::words()
+            .into_iter()
+            .map(|(w, k)| (w, Codec::Stream(k)))
+            .collect();
+        words.push(("modbus", Codec::Modbus));
+        words
+    }
+}
+
+impl Words for Table {
+    fn words() -> Vec<(&'static str, Self)> {
+        Table::ALL.into_iter().map(|t| (t.as_str(), t)).collect()
+    }
+}
+
+impl Words for ValueType {
+    fn words() -> Vec<(&'static str, Self)> {
+        ValueType::ALL
+            .into_iter()
+            .map(|t| (t.as_str(), t))
+            .collect()
+    }
+}
+
+impl Words for WordOrder {
+    fn words() -> Vec<(&'static str, Self)> {
+        WordOrder::ALL
+            .into_iter()
+            .map(|o| (o.as_str(), o))
             .collect()
     }
 }
@@ -147,6 +217,11 @@ mod tests {
         restart: Option<Word<Restart>>,
     }
 
+    #[derive(Deserialize)]
+    struct U {
+        codec: Word<Codec>,
+    }
+
     #[test]
     fn words_parse_into_library_enums() {
         let t: T = toml::from_str("codec = \"nmea\"\nrestart = \"transient\"").unwrap();
@@ -162,6 +237,13 @@ mod tests {
         assert_eq!(
             err.message(),
             "unknown variant `xml`, expected one of `lines`, `nmea`, `frame`, `json`"
+        );
+        let t: U = toml::from_str("codec = \"modbus\"").unwrap();
+        assert_eq!(t.codec.0, Codec::Modbus);
+        let err = toml::from_str::<U>("codec = \"xml\"").err().unwrap();
+        assert_eq!(
+            err.message(),
+            "unknown variant `xml`, expected one of `lines`, `nmea`, `frame`, `json`, `modbus`"
         );
         let err = toml::from_str::<T>("codec = \"json\"\nrestart = 1")
             .err()

@@ -7,17 +7,27 @@ use edgevisor_devices::link::{self, serial, tcp, tcp_listen, Link, LinkError};
 
 use crate::config::{LinkConfig, SensorConfig};
 
-/// The codec settings of `sensor`.
-pub fn codec(sensor: &SensorConfig) -> CodecConfig {
-    CodecConfig {
-        kind: sensor.codec,
+/// The codec settings of a sensor whose link is a byte stream; `None` for
+/// a Modbus bus, which has no stream codec.
+pub fn codec(sensor: &SensorConfig) -> Option<CodecConfig> {
+    Some(CodecConfig {
+        kind: sensor.codec.stream()?,
         max_frame: sensor.max_frame,
         checksum: sensor.checksum,
+    })
+}
+
+/// A link asked of a sensor that has none of that kind.
+fn not_a_stream(what: &str) -> LinkError {
+    LinkError::Io {
+        context: what.into(),
+        source: std::io::Error::from(std::io::ErrorKind::Unsupported),
     }
 }
 
 /// Opens the link of a serial, tcp or mqtt sensor.
 pub async fn open(sensor: &SensorConfig, client_id: &str) -> Result<Link, LinkError> {
+    let codec = codec(sensor).ok_or_else(|| not_a_stream("a Modbus bus is polled, not read"))?;
     match &sensor.link {
         LinkConfig::Serial {
             device,
@@ -26,8 +36,8 @@ pub async fn open(sensor: &SensorConfig, client_id: &str) -> Result<Link, LinkEr
             parity,
             stop_bits,
         } => {
-            let mut config = serial::SerialConfig::new(device, *baud, codec(sensor).kind);
-            config.codec = codec(sensor);
+            let mut config = serial::SerialConfig::new(device, *baud, codec.kind);
+            config.codec = codec;
             config.read_timeout = sensor.read_timeout;
             config.data_bits = *data_bits;
             config.parity = *parity;
@@ -38,27 +48,23 @@ pub async fn open(sensor: &SensorConfig, client_id: &str) -> Result<Link, LinkEr
             address,
             connect_timeout,
         } => {
-            let mut config = tcp::TcpConfig::new(address.clone(), codec(sensor).kind);
-            config.codec = codec(sensor);
+            let mut config = tcp::TcpConfig::new(address.clone(), codec.kind);
+            config.codec = codec;
             config.connect_timeout = *connect_timeout;
             config.read_timeout = sensor.read_timeout;
             tcp::connect(&config).await
         }
         LinkConfig::Mqtt { url, topics } => {
-            let mut config = link::mqtt::MqttConfig::new(
-                url.to_string(),
-                topics.clone(),
-                client_id,
-                codec(sensor).kind,
-            );
-            config.codec = codec(sensor);
+            let mut config =
+                link::mqtt::MqttConfig::new(url.to_string(), topics.clone(), client_id, codec.kind);
+            config.codec = codec;
             config.read_timeout = sensor.read_timeout;
             link::mqtt::subscribe(&config).await
         }
-        LinkConfig::TcpListen { .. } => Err(LinkError::Io {
-            context: "tcp-listen sensors are opened by their supervisor's listener".into(),
-            source: std::io::Error::from(std::io::ErrorKind::Unsupported),
-        }),
+        LinkConfig::TcpListen { .. } => Err(not_a_stream(
+            "tcp-listen sensors are opened by their supervisor's listener",
+        )),
+        LinkConfig::Modbus(_) => Err(not_a_stream("a Modbus bus is polled, not read")),
     }
 }
 
@@ -71,8 +77,9 @@ pub fn listener(sensor: &SensorConfig) -> Option<tcp_listen::TcpListenConfig> {
     else {
         return None;
     };
-    let mut config = tcp_listen::TcpListenConfig::new(*listen, codec(sensor).kind);
-    config.codec = codec(sensor);
+    let codec = codec(sensor)?;
+    let mut config = tcp_listen::TcpListenConfig::new(*listen, codec.kind);
+    config.codec = codec;
     config.max_connections = *max_connections;
     config.read_timeout = sensor.read_timeout;
     Some(config)

@@ -5,10 +5,12 @@
 //! - `links`: config to device link settings;
 //! - `worker`: the child body shared by every transport;
 //! - `listen`: a `tcp-listen` sensor as a supervisor of one child per
-//!   connection.
+//!   connection;
+//! - `modbus`: a Modbus bus as a supervisor of one child per unit.
 
 mod links;
 mod listen;
+mod modbus;
 mod worker;
 
 use std::collections::HashMap;
@@ -86,6 +88,7 @@ impl Gateway {
 pub fn child_spec(sensor: &Arc<SensorConfig>, gateway: &Arc<Gateway>) -> ChildSpec {
     let spec = match &sensor.link {
         LinkConfig::TcpListen { .. } => listen::spec(sensor, gateway),
+        LinkConfig::Modbus(bus) => modbus::spec(sensor, bus, gateway),
         _ => worker::spec(sensor, gateway),
     };
     spec.restart(sensor.restart)

@@ -44,18 +44,7 @@ pub async fn pump(
     gateway: &Gateway,
     ctx: &ChildContext,
 ) -> Result<(), Crash> {
-    let mut telemetry = Telemetry {
-        clock: TimestampCache::default(),
-        counters: gateway.counters(&sensor.id),
-        sensor: sensor.id.as_str().into(),
-        topic: gateway.topics.telemetry(&sensor.id).into(),
-        envelope: TelemetryEnvelope::new(
-            &gateway.id,
-            &sensor.id,
-            gateway.boot,
-            sensor.codec.as_str(),
-        ),
-    };
+    let mut telemetry = Telemetry::new(gateway, &sensor.id, sensor.codec.as_str());
     let mut readings = Vec::new();
     // Made once: registering a fresh stop waiter on every reading cost a
     // lock per wake-up.
@@ -81,7 +70,7 @@ pub async fn pump(
 }
 
 /// What turns one sensor's readings into telemetry messages.
-struct Telemetry {
+pub struct Telemetry {
     clock: TimestampCache,
     counters: Arc<Counters>,
     sensor: Arc<str>,
@@ -90,11 +79,23 @@ struct Telemetry {
 }
 
 impl Telemetry {
+    /// Telemetry of the sensor named `sensor` (a Modbus unit's is
+    /// `<bus>/<unit>`), numbered by its boot-long counter.
+    pub fn new(gateway: &Gateway, sensor: &str, codec: &str) -> Self {
+        Telemetry {
+            clock: TimestampCache::default(),
+            counters: gateway.counters(sensor),
+            sensor: sensor.into(),
+            topic: gateway.topics.telemetry(sensor).into(),
+            envelope: TelemetryEnvelope::new(&gateway.id, sensor, gateway.boot, codec),
+        }
+    }
+
     /// Numbers the readings (one gap-free block of `seq`) and renders them,
     /// emptying `readings`. The payloads are rendered into one buffer and
     /// split off it: one allocation for the batch instead of one per
     /// reading, and the outbox's and uplink's copies of a payload share it.
-    fn messages(&mut self, readings: &mut Vec<Reading>) -> Vec<Message> {
+    pub fn messages(&mut self, readings: &mut Vec<Reading>) -> Vec<Message> {
         let ts = self.clock.format(SystemTime::now());
         let count = readings.len() as u64;
         let first = self.counters.seq.fetch_add(count, Ordering::Relaxed) + 1;

@@ -3,7 +3,7 @@
 
 use edgevisor_runtime::{ChildState, TreeSnapshot};
 
-use crate::tree::sensor_place;
+use crate::tree::{sensor_place, Layout};
 
 /// The figures the line is made of; compared to send only changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,7 +26,7 @@ impl Summary {
     /// Sensors whose id is in `ignore` are skipped.
     pub fn new(
         tree: &TreeSnapshot,
-        groups: &[String],
+        layout: &Layout,
         ignore: &[&str],
         outbox_depth: u64,
         connected: bool,
@@ -36,13 +36,16 @@ impl Summary {
             connected,
             ..Self::default()
         };
-        // Sensors sit at most two levels down (inside a group).
-        let nodes = tree
-            .children
-            .iter()
-            .flat_map(|child| std::iter::once(child).chain(&child.children));
+        // Sensors sit at most three levels down (a unit of a bus in a group).
+        let nodes = tree.children.iter().flat_map(|a| {
+            std::iter::once(a).chain(
+                a.children
+                    .iter()
+                    .flat_map(|b| std::iter::once(b).chain(&b.children)),
+            )
+        });
         for node in nodes {
-            let Some(place) = sensor_place(&node.path, groups) else {
+            let Some(place) = sensor_place(&node.path, layout) else {
                 continue;
             };
             if place.own_level && !place.group && !ignore.contains(&place.sensor) {
@@ -145,7 +148,11 @@ mod tests {
                 ),
             ],
         };
-        let summary = Summary::new(&tree, &["barn".into()], &["debug-hang"], 12, true);
+        let layout = Layout {
+            groups: vec!["barn".into()],
+            buses: vec![],
+        };
+        let summary = Summary::new(&tree, &layout, &["debug-hang"], 12, true);
         assert_eq!(
             summary.line(),
             "sensors: 1 running, 1 restarting, 1 quarantined; outbox: 12 queued; upstream: connected"

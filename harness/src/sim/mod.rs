@@ -9,6 +9,7 @@
 
 pub mod broker;
 mod faults;
+pub mod modbus;
 pub mod mqtt;
 pub mod serial;
 pub mod tcp;

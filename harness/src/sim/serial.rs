@@ -31,13 +31,13 @@ pub struct PtySensor {
 }
 
 /// One plugged-in pty: master for writing, slave kept open in raw mode.
-struct Pty {
-    master: pipe::Sender,
+pub(crate) struct Pty {
+    pub(crate) master: pipe::Sender,
     _slave: OwnedFd,
-    path: PathBuf,
+    pub(crate) path: PathBuf,
 }
 
-fn open_pty() -> std::io::Result<Pty> {
+pub(crate) fn open_pty() -> std::io::Result<Pty> {
     let pair = openpty(None, None)?;
     let mut t = tcgetattr(&pair.slave)?;
     cfmakeraw(&mut t);
@@ -54,7 +54,7 @@ fn open_pty() -> std::io::Result<Pty> {
 }
 
 /// Points `link` at `target`, atomically (a reader never sees it missing).
-fn point_symlink(link: &Path, target: &Path) -> std::io::Result<()> {
+pub(crate) fn point_symlink(link: &Path, target: &Path) -> std::io::Result<()> {
     let tmp = link.with_extension("sim-tmp");
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(target, &tmp)?;

@@ -5,22 +5,60 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use edgevisor_devices::link::serial::Parity;
+use edgevisor_devices::codec::CodecKind;
+use edgevisor_devices::link::serial::{Parity, SerialConfig};
+use edgevisor_devices::modbus::Endpoint;
 use toml::Spanned;
 
 use super::super::diagnostics::Problem;
 use super::super::raw::RawSensor;
 use super::super::values::Transport;
-use super::super::{checks, LinkConfig};
-use super::Span;
+use super::super::{checks, LinkConfig, Policy};
+use super::{modbus, Span};
 
 /// The link of `s`, or `None` when a required key is absent or unusable.
-pub(super) fn link(s: &RawSensor, problems: &mut Vec<Problem>) -> Option<LinkConfig> {
+/// A Modbus bus's units layer their policy over `policy`, the bus's own.
+pub(super) fn link(
+    s: &RawSensor,
+    policy: Policy,
+    problems: &mut Vec<Problem>,
+) -> Option<LinkConfig> {
     match *s.transport.get_ref() {
         Transport::Serial => serial(s, problems),
         Transport::Tcp => tcp(s, problems),
         Transport::TcpListen => tcp_listen(s, problems),
         Transport::Mqtt => mqtt(s, problems),
+        Transport::ModbusRtu => {
+            let LinkConfig::Serial {
+                device,
+                baud,
+                data_bits,
+                parity,
+                stop_bits,
+            } = serial(s, problems)?
+            else {
+                return None;
+            };
+            let mut port = SerialConfig::new(device, baud, CodecKind::Frame);
+            (port.data_bits, port.parity, port.stop_bits) = (data_bits, parity, stop_bits);
+            let bus = modbus::bus(s, Endpoint::Rtu(port), policy, problems)?;
+            Some(LinkConfig::Modbus(Box::new(bus)))
+        }
+        Transport::ModbusTcp => {
+            let LinkConfig::Tcp {
+                address,
+                connect_timeout,
+            } = tcp(s, problems)?
+            else {
+                return None;
+            };
+            let endpoint = Endpoint::Tcp {
+                address,
+                connect_timeout,
+            };
+            let bus = modbus::bus(s, endpoint, policy, problems)?;
+            Some(LinkConfig::Modbus(Box::new(bus)))
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! `[[sensor]]`, `link` for its transport keys.
 
 mod link;
+mod modbus;
 mod policy;
 mod sensor;
 mod tree;
