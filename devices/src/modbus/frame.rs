@@ -300,6 +300,23 @@ mod tests {
         assert!(parse_rtu(&input, &good).is_err(), "wrong function");
     }
 
+    proptest::proptest! {
+        /// Whatever comes back, parsing never panics, and a reply taken as
+        /// the answer carries exactly what was asked for (the fuzz target
+        /// `modbus_reply` digs deeper).
+        #[test]
+        fn any_bytes_parse_without_panic_and_answers_fit(
+            unit in 0u8..=255, t in 0usize..4, count in 1u16..=125,
+            reply in proptest::collection::vec(0u8..=255, 0..300),
+        ) {
+            let request = Request { unit, table: Table::ALL[t], address: 0, count };
+            for parsed in [parse_rtu(&request, &reply), parse_pdu(&request, &reply)] {
+                if let Ok(Reply::Words(w)) = &parsed { proptest::prop_assert_eq!(w.len(), usize::from(count)); }
+                if let Ok(Reply::Bits(b)) = &parsed { proptest::prop_assert_eq!(b.len(), usize::from(count)); }
+            }
+        }
+    }
+
     #[test]
     fn bits_unpack_low_bit_first() {
         let req = Request {

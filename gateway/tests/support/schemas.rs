@@ -61,10 +61,11 @@ pub fn schema_for(topic: &str) -> Option<&'static str> {
     match levels.as_slice() {
         ["status"] => Some("status"),
         ["tree"] => Some("tree"),
-        ["telemetry", _] => Some("telemetry"),
-        ["crash", _] => Some("crash"),
-        ["deadletter", _] => Some("deadletter"),
-        ["state", _] => Some("state"),
+        // A Modbus unit's sensor name is `<bus>/<unit>` (SPEC section 9).
+        ["telemetry", _] | ["telemetry", _, _] => Some("telemetry"),
+        ["crash", _] | ["crash", _, _] => Some("crash"),
+        ["deadletter", _] | ["deadletter", _, _] => Some("deadletter"),
+        ["state", _] | ["state", _, _] => Some("state"),
         _ => None,
     }
 }

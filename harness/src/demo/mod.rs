@@ -57,6 +57,7 @@ const MIX: Mix = Mix {
     listen: 3,
     serial: 3,
     mqtt: 2,
+    modbus: 3,
 };
 
 /// Runs the demo until `--for` or a stop signal.

@@ -39,6 +39,11 @@ pub struct Account {
 
 /// The simulator's own number in a telemetry `data` object.
 pub fn sim_number(codec: &str, data: &Value) -> Option<u64> {
+    if codec == "modbus" {
+        // The swarm's bus: register `n` counts the unit's replies.
+        let (unit, n) = (data["unit"].as_u64()?, data["values"]["n"].as_u64()?);
+        return Some((super::fleet::MODBUS_BASE + unit) * super::fleet::SPAN + n);
+    }
     crate::sim::seq_in_data(codec.parse().ok()?, data)
 }
 

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::sim::modbus::{Fault as ModbusFault, FaultMode, ModbusSim, Table as ModbusTable, TcpSim};
 use crate::sim::mqtt::MqttSensor;
 use crate::sim::serial::PtySensor;
 use crate::sim::tcp::{TcpSensorClient, TcpSensorServer};
@@ -32,6 +33,8 @@ pub struct Mix {
     pub serial: usize,
     /// Sensors publishing on the broker.
     pub mqtt: usize,
+    /// Units on one Modbus TCP bus (0: no bus).
+    pub modbus: usize,
 }
 
 impl Mix {
@@ -45,12 +48,13 @@ impl Mix {
             listen,
             serial,
             mqtt: total - tcp - listen - serial,
+            modbus: 0,
         }
     }
 
     /// All sensors.
     pub fn total(&self) -> usize {
-        self.tcp + self.listen + self.serial + self.mqtt
+        self.tcp + self.listen + self.serial + self.mqtt + self.modbus
     }
 }
 
@@ -123,6 +127,47 @@ pub struct Fleet {
     pub sensors: Vec<Table>,
     /// Id of the flapping sensor, if any.
     pub flap: Option<String>,
+    /// The Modbus bus, if the mix has one.
+    pub modbus: Option<ModbusBus>,
+}
+
+impl Fleet {
+    /// Readings the simulators have sent: written by the stream and MQTT
+    /// simulators, answered by the Modbus units.
+    pub fn sent(&self) -> u64 {
+        self.sims.iter().map(|s| s.handle().written()).sum::<u64>()
+            + self.modbus.as_ref().map_or(0, ModbusBus::replies)
+    }
+}
+
+/// Modbus unit `u` numbers its readings from `(MODBUS_BASE + u) * SPAN`:
+/// far above any other simulator's numbers.
+pub const MODBUS_BASE: u64 = 1_000_000;
+
+/// A simulated Modbus TCP server with one unit per gateway unit child. Each
+/// unit's input registers 0-1 count the replies that read them, so every
+/// poll reads a new number.
+pub struct ModbusBus {
+    /// Its units, values, faults and counts.
+    pub sim: ModbusSim,
+    /// Unit ids, from 1.
+    pub units: Vec<u8>,
+    _server: TcpSim,
+}
+
+impl ModbusBus {
+    /// Every unit stops answering (the run's silent phase).
+    pub fn silence(&self) {
+        for unit in &self.units {
+            // Only fails for an unknown unit.
+            let _ = self.sim.set_fault(*unit, Some((ModbusFault::Silent, FaultMode::Always)));
+        }
+    }
+
+    /// Polls answered so far.
+    pub fn replies(&self) -> u64 {
+        self.units.iter().map(|u| self.sim.counts(*u).replies).sum()
+    }
 }
 
 /// Longer than the swarm's final drain, during which the sensors are
@@ -151,6 +196,7 @@ pub async fn start(
             sims: Vec::new(),
             sensors: Vec::new(),
             flap: None,
+            modbus: None,
         },
         rate,
         index: 1,
@@ -166,10 +212,61 @@ pub async fn start(
         b.serial(i, dir).await?;
     }
     b.mqtt(mix.mqtt, broker_port)?;
+    if mix.modbus > 0 {
+        b.modbus(mix.modbus, rate).await?;
+    }
     Ok(b.fleet)
 }
 
 impl Builder {
+    /// A Modbus TCP bus `modbus` of `units` units, each polled `rate` times
+    /// a second (at most 253 units: Modbus TCP unit ids 1 to 253 here).
+    async fn modbus(&mut self, units: usize, rate: f64) -> std::io::Result<()> {
+        let ids: Vec<u8> = (1..=units.min(253)).filter_map(|u| u8::try_from(u).ok()).collect();
+        let invalid = |e: crate::sim::modbus::ModbusSimError| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+        };
+        let mut sim = ModbusSim::new(&ids);
+        for unit in &ids {
+            sim = sim.with_counter(*unit, ModbusTable::Input, 0).map_err(invalid)?;
+        }
+        let server = sim.serve_tcp().await?;
+        let poll = format!("{}ms", (1000.0 / rate.max(0.01)).round() as u64);
+        let registers = toml::Value::Array(vec![table([
+            ("name", "n".into()),
+            ("table", "input".into()),
+            ("address", 0.into()),
+            ("type", "uint32".into()),
+        ])
+        .into()]);
+        let unit_tables = ids
+            .iter()
+            .map(|u| {
+                table([
+                    ("id", format!("unit-{u:03}").into()),
+                    ("unit_id", i64::from(*u).into()),
+                    ("poll", poll.as_str().into()),
+                    ("registers", registers.clone()),
+                ])
+                .into()
+            })
+            .collect();
+        self.fleet.sensors.push(table([
+            ("id", "modbus".into()),
+            ("transport", "modbus-tcp".into()),
+            ("codec", "modbus".into()),
+            ("address", server.addr().to_string().into()),
+            ("timeout", "500ms".into()),
+            ("unit", toml::Value::Array(unit_tables)),
+        ]));
+        self.fleet.modbus = Some(ModbusBus {
+            sim,
+            units: ids,
+            _server: server,
+        });
+        Ok(())
+    }
+
     /// The next simulator's config: its codec, the rate, its numbering.
     fn next(&self, codec: CodecKind, rate: f64) -> SimConfig {
         let mut c = SimConfig::new(codec, rate);

@@ -57,6 +57,10 @@ pub struct SwarmArgs {
     /// Override the number of mqtt sensors.
     #[arg(long)]
     pub mqtt: Option<usize>,
+    /// Units on one Modbus TCP bus, each polled `--rate` times a second
+    /// (not part of `--sensors`).
+    #[arg(long, default_value_t = 0)]
+    pub modbus: usize,
     /// Readings per second per sensor.
     #[arg(long, default_value_t = 2.0)]
     pub rate: f64,
@@ -100,6 +104,7 @@ impl SwarmArgs {
         mix.listen = self.listen.unwrap_or(mix.listen);
         mix.serial = self.serial.unwrap_or(mix.serial);
         mix.mqtt = self.mqtt.unwrap_or(mix.mqtt);
+        mix.modbus = self.modbus;
         mix
     }
 }
@@ -269,6 +274,9 @@ async fn send(
 /// disturbed by the crashes that closing every link would cause; then
 /// counts what they wrote.
 async fn silence(fleet: &fleet::Fleet) -> Written {
+    if let Some(bus) = &fleet.modbus {
+        bus.silence();
+    }
     for sim in &fleet.sims {
         sim.handle()
             .inject(crate::sim::Fault::Silence(Duration::from_secs(3600)));
@@ -288,14 +296,14 @@ async fn silence(fleet: &fleet::Fleet) -> Written {
             .sum()
     };
     Written {
-        sent: fleet.sims.iter().map(|s| s.handle().written()).sum(),
+        sent: fleet.sent(),
         corrupt: corrupt(false),
         corrupt_mqtt: corrupt(true),
     }
 }
 
 fn progress(began: Instant, fleet: &fleet::Fleet, account: &Mutex<Account>) {
-    let sent: u64 = fleet.sims.iter().map(|s| s.handle().written()).sum();
+    let sent = fleet.sent();
     let books = account.lock().unwrap_or_else(PoisonError::into_inner);
     let crashes: u64 = books.crashes_by_reason.values().sum();
     // stderr may be a terminal that was just closed: never fail on it.

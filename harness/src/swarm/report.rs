@@ -210,7 +210,7 @@ impl Report {
     pub fn table(&self) -> String {
         let mut t = String::new();
         let s = self.sensors;
-        let _ = writeln!(t, "swarm: {} sensors (tcp {}, listen {}, serial {}, mqtt {}) at {} Hz for {:.0} s, seed {}", s.total(), s.tcp, s.listen, s.serial, s.mqtt, self.rate_hz, self.duration_s, self.seed);
+        let _ = writeln!(t, "swarm: {} sensors (tcp {}, listen {}, serial {}, mqtt {}, modbus units {}) at {} Hz for {:.0} s, seed {}", s.total(), s.tcp, s.listen, s.serial, s.mqtt, s.modbus, self.rate_hz, self.duration_s, self.seed);
         let row = |t: &mut String, k: &str, v: String| {
             let _ = writeln!(t, "  {k:<24} {v}");
         };
