@@ -334,6 +334,7 @@ impl MapError {
 /// problem found, not just the first.
 pub fn plan(map: &[Register]) -> Result<Vec<Read>, Vec<MapError>> {
     let mut errors = Vec::new();
+    let mut usable = Vec::new();
     for (index, r) in map.iter().enumerate() {
         if let Some(first) = map[..index].iter().find(|o| o.name == r.name) {
             errors.push(MapError::DuplicateName {
@@ -341,16 +342,14 @@ pub fn plan(map: &[Register]) -> Result<Vec<Read>, Vec<MapError>> {
                 name: first.name.clone(),
             });
         }
-        if let Some(e) = entry_error(index, r) {
-            errors.push(e);
+        match entry_error(index, r) {
+            Some(e) => errors.push(e),
+            None => usable.push(index),
         }
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let mut order: Vec<usize> = (0..map.len()).collect();
-    order.sort_by_key(|&i| (map[i].table, map[i].address));
-    for pair in order.windows(2) {
+    // Overlaps among the entries that are fine on their own.
+    usable.sort_by_key(|&i| (map[i].table, map[i].address));
+    for pair in usable.windows(2) {
         let (a, b) = (&map[pair[0]], &map[pair[1]]);
         if a.table == b.table && a.end() > u32::from(b.address) {
             let (index, other) = (pair[0].max(pair[1]), pair[0].min(pair[1]));
@@ -366,7 +365,7 @@ pub fn plan(map: &[Register]) -> Result<Vec<Read>, Vec<MapError>> {
         errors.sort_by_key(MapError::index);
         return Err(errors);
     }
-    Ok(merge(map, &order))
+    Ok(merge(map, &usable))
 }
 
 /// What is wrong with one entry on its own, if anything.
@@ -494,7 +493,7 @@ mod tests {
         ];
         let errors = plan(&map).unwrap_err();
         let indexes: Vec<_> = errors.iter().map(MapError::index).collect();
-        assert_eq!(indexes, vec![2, 3, 4, 5, 6], "{errors:?}");
+        assert_eq!(indexes, vec![1, 2, 3, 4, 5, 6], "{errors:?}");
         let map = [
             reg("a", Table::Input, 0, ValueType::Float32),
             reg("b", Table::Input, 1, ValueType::UInt16),

@@ -72,15 +72,19 @@ fn units(out: &mut String, s: &SensorConfig, indent: usize) {
 }
 
 fn sensor(out: &mut String, s: &SensorConfig, indent: usize) {
+    // A Modbus bus has no stream to find corrupt frames in.
+    let on_corrupt = match s.link {
+        LinkConfig::Modbus(_) => String::new(),
+        _ => format!("  on_corrupt {}", s.on_corrupt),
+    };
     let _ = writeln!(
         out,
-        "{:indent$}{:<16} {}  codec {}  {}  on_corrupt {}  [{}]",
+        "{:indent$}{:<16} {}  codec {}  {}{on_corrupt}  [{}]",
         "",
         s.id,
         link(&s.link),
         s.codec,
         s.restart.word(),
-        s.on_corrupt,
         policy(&s.policy),
         indent = indent
     );

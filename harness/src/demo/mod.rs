@@ -78,6 +78,16 @@ async fn demo(args: &DemoArgs, dir: &RunDir, signals: &mut StopSignals) -> anyho
     let fleet = fleet::start(MIX, 4.0, true, port, dir.path(), listen)
         .await
         .context("cannot start the simulated sensors")?;
+    // The Modbus bus: the meters' readings move, and the last meter answers
+    // one poll in eight with "slave device busy" (a crash report with both
+    // frames, a restart), while the others keep their interval.
+    let _animation = fleet.modbus.as_ref().map(|bus| {
+        bus.animate();
+        if let Some(flaky) = bus.units.last() {
+            bus.flaky(*flaky, 8);
+        }
+        bus.sim.animate_every(std::time::Duration::from_secs(1))
+    });
     let binary = std::env::current_exe().context("cannot find the edgevisor binary")?;
     let config_path = RunConfig::new("demo", dir.path(), port, &fleet.sensors)
         .supervisor(supervisor())

@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::sim::modbus::{Fault as ModbusFault, FaultMode, ModbusSim, Table as ModbusTable, TcpSim};
+use crate::sim::modbus::{
+    Animation, Fault as ModbusFault, FaultMode, ModbusSim, Table as ModbusTable, TcpSim,
+};
 use crate::sim::mqtt::MqttSensor;
 use crate::sim::serial::PtySensor;
 use crate::sim::tcp::{TcpSensorClient, TcpSensorServer};
@@ -160,8 +162,33 @@ impl ModbusBus {
     pub fn silence(&self) {
         for unit in &self.units {
             // Only fails for an unknown unit.
-            let _ = self.sim.set_fault(*unit, Some((ModbusFault::Silent, FaultMode::Always)));
+            let _ = self
+                .sim
+                .set_fault(*unit, Some((ModbusFault::Silent, FaultMode::Always)));
         }
+    }
+
+    /// Gives every unit a voltage in input registers 2-3 (float32) that
+    /// moves with each `ModbusSim::tick`.
+    pub fn animate(&self) {
+        for unit in &self.units {
+            let volts = Animation::Sawtooth {
+                min: 228.0,
+                max: 232.0,
+                step: 0.4,
+            };
+            // Only fails for an unknown unit or register.
+            let _ = self.sim.animate(*unit, ModbusTable::Input, 2, volts);
+        }
+    }
+
+    /// `unit` answers one request in `one_in` with exception 6 (slave
+    /// device busy), which a poll does not retry: a crash report each time.
+    pub fn flaky(&self, unit: u8, one_in: u32) {
+        let busy = ModbusFault::Exception(6);
+        let _ = self
+            .sim
+            .set_fault(unit, Some((busy, FaultMode::OneIn(one_in))));
     }
 
     /// Polls answered so far.
@@ -222,23 +249,32 @@ impl Builder {
     /// A Modbus TCP bus `modbus` of `units` units, each polled `rate` times
     /// a second (at most 253 units: Modbus TCP unit ids 1 to 253 here).
     async fn modbus(&mut self, units: usize, rate: f64) -> std::io::Result<()> {
-        let ids: Vec<u8> = (1..=units.min(253)).filter_map(|u| u8::try_from(u).ok()).collect();
+        let ids: Vec<u8> = (1..=units.min(253))
+            .filter_map(|u| u8::try_from(u).ok())
+            .collect();
         let invalid = |e: crate::sim::modbus::ModbusSimError| {
             std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
         };
         let mut sim = ModbusSim::new(&ids);
         for unit in &ids {
-            sim = sim.with_counter(*unit, ModbusTable::Input, 0).map_err(invalid)?;
+            sim = sim
+                .with_counter(*unit, ModbusTable::Input, 0)
+                .map_err(invalid)?;
         }
         let server = sim.serve_tcp().await?;
         let poll = format!("{}ms", (1000.0 / rate.max(0.01)).round() as u64);
-        let registers = toml::Value::Array(vec![table([
-            ("name", "n".into()),
-            ("table", "input".into()),
-            ("address", 0.into()),
-            ("type", "uint32".into()),
-        ])
-        .into()]);
+        let register = |name: &str, address: i64, kind: &str| {
+            toml::Value::from(table([
+                ("name", name.into()),
+                ("table", "input".into()),
+                ("address", address.into()),
+                ("type", kind.into()),
+            ]))
+        };
+        let registers = toml::Value::Array(vec![
+            register("n", 0, "uint32"),
+            register("volts", 2, "float32"),
+        ]);
         let unit_tables = ids
             .iter()
             .map(|u| {
