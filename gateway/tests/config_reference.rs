@@ -24,8 +24,41 @@ use edgevisor::config::{table_keys, Config};
 use toml::{Table, Value};
 
 const HEADER: &str = "| key | type | default | allowed values | example | what it does |";
-const TRANSPORTS: [&str; 4] = ["serial", "tcp", "tcp-listen", "mqtt"];
-const CODECS: [&str; 4] = ["lines", "nmea", "frame", "json"];
+const TRANSPORTS: [&str; 6] = [
+    "serial",
+    "tcp",
+    "tcp-listen",
+    "mqtt",
+    "modbus-rtu",
+    "modbus-tcp",
+];
+const CODECS: [&str; 5] = ["lines", "nmea", "frame", "json", "modbus"];
+/// The transports of a Modbus bus, the only ones with `[[sensor.unit]]`.
+const MODBUS: [&str; 2] = ["modbus-rtu", "modbus-tcp"];
+
+/// Whether `transport` takes `codec`: modbus goes with the Modbus
+/// transports only, the stream codecs with the others.
+fn takes(transport: &str, codec: &str) -> bool {
+    MODBUS.contains(&transport) == (codec == "modbus")
+}
+
+/// The codec a place under `transport` gets when its heading names none.
+fn codec_for(transport: &str) -> &'static str {
+    if MODBUS.contains(&transport) {
+        "modbus"
+    } else {
+        "lines"
+    }
+}
+
+/// A transport that takes `codec`.
+fn transport_for(codec: &str) -> &'static str {
+    if codec == "modbus" {
+        "modbus-tcp"
+    } else {
+        "tcp"
+    }
+}
 
 fn reference() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
@@ -38,7 +71,9 @@ struct Row {
     line: usize,
     /// The TOML tables the row applies to (`[gateway]`, `[[sensor]]`).
     tables: Vec<String>,
-    /// `transport` and `codec` settings of the heading.
+    /// `transport` and `codec` settings of the heading; a key named with
+    /// several values (`transport = "serial"` or `"modbus-rtu"`) is listed
+    /// once per value.
     settings: Vec<(String, String)>,
     key: String,
     default: String,
@@ -56,6 +91,25 @@ fn value(s: &str) -> Option<Value> {
     format!("v = {s}").parse::<Table>().ok()?.remove("v")
 }
 
+/// The `key = "value"` spans of a heading; a span that is only a string
+/// (`"tcp"`) is one more value of the key before it.
+fn settings_of(spans: &[&str]) -> Vec<(String, String)> {
+    let mut settings: Vec<(String, String)> = Vec::new();
+    for span in spans {
+        let (key, text) = match span.split_once(" = ") {
+            Some((k, v)) => (k.to_string(), v),
+            None => match settings.last() {
+                Some((k, _)) => (k.clone(), *span),
+                None => continue,
+            },
+        };
+        if let Some(Value::String(v)) = value(text) {
+            settings.push((key, v));
+        }
+    }
+    settings
+}
+
 fn rows(doc: &str) -> Vec<Row> {
     let (mut rows, mut tables, mut settings) = (Vec::new(), Vec::new(), Vec::new());
     let (mut fenced, mut in_table) = (false, false);
@@ -70,16 +124,7 @@ fn rows(doc: &str) -> Vec<Row> {
                 .filter(|s| s.starts_with('['))
                 .map(|s| s.to_string())
                 .collect();
-            settings = spans
-                .iter()
-                .filter_map(|s| s.split_once(" = "))
-                .map(|(k, v)| {
-                    (
-                        k.to_string(),
-                        value(v).unwrap().as_str().unwrap().to_string(),
-                    )
-                })
-                .collect();
+            settings = settings_of(&spans);
             in_table = false;
         } else if line.trim() == HEADER {
             in_table = true;
@@ -124,38 +169,45 @@ struct Place<'a> {
 }
 
 impl Row {
-    fn setting(&self, key: &str) -> Option<&str> {
+    /// The values the heading gives `key`.
+    fn setting(&self, key: &str) -> Vec<&str> {
         self.settings
             .iter()
-            .find(|(k, _)| k == key)
+            .filter(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+            .collect()
     }
 
-    /// Every place the row applies to: each of its tables, and for a sensor
-    /// key every transport unless the heading names one.
+    /// Every place the row applies to: each of its tables; for a sensor
+    /// key every transport the heading names (all when it names none) that
+    /// takes its codec; for a unit or register key, both Modbus transports.
     fn places(&self) -> Vec<Place<'_>> {
-        let codec = self.setting("codec").unwrap_or("lines");
-        let transports = match self.setting("transport") {
-            Some(own) => vec![own],
-            None => TRANSPORTS.to_vec(),
-        };
+        let codec = self.setting("codec").first().copied();
+        let mut transports = self.setting("transport");
+        if transports.is_empty() {
+            transports = TRANSPORTS.to_vec();
+        }
         let mut places = Vec::new();
         for table in &self.tables {
-            let each = if table == "[[sensor]]" {
-                transports.clone()
-            } else {
-                vec!["tcp"]
+            let each = match table.as_str() {
+                "[[sensor]]" => transports.clone(),
+                t if t.starts_with("[[sensor.unit]]") => MODBUS.to_vec(),
+                _ => vec!["tcp"],
             };
-            places.extend(each.into_iter().map(|transport| Place {
-                table,
-                transport,
-                codec,
+            places.extend(each.into_iter().filter_map(|transport| {
+                let codec = codec.unwrap_or(codec_for(transport));
+                takes(transport, codec).then_some(Place {
+                    table,
+                    transport,
+                    codec,
+                })
             }));
         }
         places
     }
 
-    /// The same key under the transports or codecs its heading excludes.
+    /// The same key under the transports or codecs its heading excludes,
+    /// each with a codec it takes.
     fn elsewhere(&self) -> Vec<Place<'_>> {
         let mut places = Vec::new();
         let place = |transport, codec| Place {
@@ -163,20 +215,22 @@ impl Row {
             transport,
             codec,
         };
-        if let Some(own) = self.setting("transport") {
+        let own = self.setting("transport");
+        if !own.is_empty() {
             places.extend(
                 TRANSPORTS
                     .iter()
-                    .filter(|t| **t != own)
-                    .map(|t| place(t, "lines")),
+                    .filter(|t| !own.contains(t))
+                    .map(|t| place(t, codec_for(t))),
             );
         }
-        if let Some(own) = self.setting("codec") {
+        let own = self.setting("codec");
+        if !own.is_empty() {
             places.extend(
                 CODECS
                     .iter()
-                    .filter(|c| **c != own)
-                    .map(|c| place("tcp", c)),
+                    .filter(|c| !own.contains(c))
+                    .map(|c| place(transport_for(c), c)),
             );
         }
         places
@@ -199,7 +253,8 @@ fn strings(items: &[&str]) -> Value {
     Value::Array(items.iter().map(|s| Value::from(*s)).collect())
 }
 
-/// A sensor "barn-gps" with the keys `transport` needs.
+/// A sensor "barn-gps" with the keys `transport` needs (a Modbus bus's
+/// units are added by `file`).
 fn sensor(transport: &str, codec: &str) -> Table {
     let mut s = table(&[
         ("id", "barn-gps".into()),
@@ -207,8 +262,8 @@ fn sensor(transport: &str, codec: &str) -> Table {
         ("codec", codec.into()),
     ]);
     let link = match transport {
-        "serial" => vec![("device", "/dev/ttyUSB0".into())],
-        "tcp" => vec![("address", "192.168.1.40:4001".into())],
+        "serial" | "modbus-rtu" => vec![("device", "/dev/ttyUSB0".into())],
+        "tcp" | "modbus-tcp" => vec![("address", "192.168.1.40:4001".into())],
         "tcp-listen" => vec![("listen", "0.0.0.0:5000".into())],
         "mqtt" => vec![
             ("url", "mqtt://127.0.0.1:1883".into()),
@@ -220,8 +275,33 @@ fn sensor(transport: &str, codec: &str) -> Table {
     s
 }
 
+/// A register entry whose other keys fit `key = value`: a bool is read
+/// from the coils, a string has a length, `order` is set on a 32-bit value.
+fn register(key: &str, value: Option<&Value>) -> Table {
+    let word = value.and_then(Value::as_str).unwrap_or("");
+    let (table_word, kind) = match (key, word) {
+        ("table", "coil" | "discrete") => (word, "bool"),
+        ("type", "bool") => ("coil", "bool"),
+        ("type", _) => ("holding", word),
+        ("order", _) => ("holding", "uint32"),
+        ("length", _) => ("holding", "string"),
+        _ => ("holding", "uint16"),
+    };
+    let mut r = table(&[
+        ("name", "voltage".into()),
+        ("table", table_word.into()),
+        ("address", 0.into()),
+        ("type", kind.into()),
+    ]);
+    if kind == "string" {
+        r.insert("length".into(), 1.into());
+    }
+    r
+}
+
 /// A valid file with a group of two sensors, then `key` set to `value`
-/// (or removed, for `None`) at `place`.
+/// (or removed, for `None`) at `place`. Under a Modbus transport the
+/// sensor is a bus with one unit of one register.
 fn file(place: Place<'_>, key: &str, value: Option<&Value>) -> String {
     let mut gateway = table(&[("id", "barn-pi-01".into())]);
     let mut upstream = table(&[("url", "mqtt://127.0.0.1:1883".into())]);
@@ -232,22 +312,48 @@ fn file(place: Place<'_>, key: &str, value: Option<&Value>) -> String {
     ]);
     let mut modem = sensor("tcp", "lines");
     modem.insert("id".into(), "barn-modem".into());
-    let transport = match (key, value) {
-        ("transport", Some(Value::String(t))) => t.as_str(),
-        _ => place.transport,
+    // A transport or codec set by the row comes with a codec or transport
+    // that takes it.
+    let (transport, codec) = match (place.table, key, value) {
+        ("[[sensor]]", "transport", Some(Value::String(t))) => {
+            let codec = if takes(t, place.codec) {
+                place.codec
+            } else {
+                codec_for(t)
+            };
+            (t.as_str(), codec)
+        }
+        ("[[sensor]]", "codec", Some(Value::String(c))) if !takes(place.transport, c) => {
+            (transport_for(c), place.codec)
+        }
+        _ => (place.transport, place.codec),
     };
-    let mut gps = sensor(transport, place.codec);
+    let mut gps = sensor(transport, codec);
+    let mut unit = table(&[("id", "meter-1".into()), ("unit_id", 1.into())]);
+    let mut entry = match place.table {
+        "[[sensor.unit]] registers" => register(key, value),
+        _ => register("", None),
+    };
     let target = match place.table {
         "[gateway]" => &mut gateway,
         "[upstream]" => &mut upstream,
         "[supervisor]" => &mut supervisor,
         "[[group]]" => &mut group,
+        "[[sensor.unit]]" => &mut unit,
+        "[[sensor.unit]] registers" => &mut entry,
         _ => &mut gps,
     };
     match value {
         Some(v) => target.insert(key.to_string(), v.clone()),
         None => target.remove(key),
     };
+    let set_here = |table: &str, k: &str| place.table == table && key == k;
+    if !set_here("[[sensor.unit]]", "registers") {
+        unit.insert("registers".into(), Value::Array(vec![entry.into()]));
+    }
+    if MODBUS.contains(&transport) && !set_here("[[sensor]]", "unit") {
+        gps.insert("unit".into(), Value::Array(vec![unit.into()]));
+    }
     let mut doc = table(&[("gateway", gateway.into()), ("upstream", upstream.into())]);
     if !supervisor.is_empty() {
         doc.insert("supervisor".into(), supervisor.into());
@@ -439,9 +545,10 @@ fn every_word_the_parser_knows_is_listed() {
             }
         }
     }
-    // transport, codec, checksum, on_corrupt, restart, parity, strategy, on_exhausted
+    // transport, codec, checksum, on_corrupt, restart, parity, strategy,
+    // on_exhausted, and a register's table, type and order
     assert!(
-        word_keys >= 8,
+        word_keys >= 11,
         "only {word_keys} keys were found to take words"
     );
     assert_none(problems);
@@ -485,5 +592,5 @@ fn the_examples_are_valid_and_the_error_example_is_what_check_prints() {
         assert_eq!(String::from_utf8_lossy(&out.stderr), expected);
         checked.1 += 1;
     }
-    assert_eq!(checked, (2, 1), "(valid examples, error examples)");
+    assert_eq!(checked, (4, 1), "(valid examples, error examples)");
 }

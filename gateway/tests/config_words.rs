@@ -44,7 +44,7 @@ fn bad_words_are_located_and_list_the_accepted_ones() {
     ];
     assert_eq!(report(&text), want.join("\n"));
     let text = sensor("codec = \"xml\"\n");
-    assert!(report(&text).contains(&format!("t.toml:10:9: unknown variant `xml`, expected one of `lines`, `nmea`, `frame`, `json`{hint}")));
+    assert!(report(&text).contains(&format!("t.toml:10:9: unknown variant `xml`, expected one of `lines`, `nmea`, `frame`, `json`, `modbus`{hint}")));
     let text = sensor("codec = 5\n");
     assert!(
         report(&text).contains("t.toml:10:9: invalid type: integer `5`, expected one of `lines`")

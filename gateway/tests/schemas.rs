@@ -142,6 +142,47 @@ fn telemetry() {
     }
 }
 
+/// A Modbus unit's poll (SPEC section 9): sensor `<bus>/<unit>`, data
+/// `{"unit", "values"}`, a NaN float as null.
+#[test]
+fn modbus_telemetry() {
+    let envelope = TelemetryEnvelope::new("barn-pi-01", "meters/meter-1", 7, "modbus");
+    let data = r#"{"unit":1,"values":{"voltage":229.8,"relay":true,"serial":"AB12","freq":null,"count":-3}}"#;
+    let good = parse(&envelope.render(1, TS, data));
+    accepts("telemetry", &good);
+    every_key_required_and_no_other("telemetry", &good, "/data", &[]);
+    accepts("telemetry", &with(&good, "/data/values", Some(json!({}))));
+    accepts("telemetry", &with(&good, "/data/unit", Some(json!(255))));
+    for (at, value, what) in [
+        ("/data/unit", json!(256), "unit_id over 255"),
+        ("/data/unit", json!(-1), "negative unit_id"),
+        ("/data/unit", json!("1"), "unit_id a string"),
+        ("/data/values", json!([229.8]), "values not an object"),
+        ("/data/values/voltage", json!([1]), "a value that is a list"),
+        (
+            "/data/values/voltage",
+            json!({"v": 1}),
+            "a value that is an object",
+        ),
+        (
+            "/sensor",
+            json!("meters"),
+            "a modbus reading without its unit",
+        ),
+        ("/sensor", json!("meters/meter-1/x"), "three levels"),
+        ("/sensor", json!("meters/"), "an empty unit"),
+        ("/sensor", json!("/meter-1"), "an empty bus"),
+    ] {
+        rejects("telemetry", &with(&good, at, Some(value)), what);
+    }
+    // A unit's name is for modbus readings only.
+    rejects(
+        "telemetry",
+        &with(&good_telemetry(), "/sensor", Some(json!("meters/meter-1"))),
+        "a stream codec under a unit's name",
+    );
+}
+
 fn crash(reason: &str, action: &str, backoff_ms: u64, evidence: &[u8], truncated: bool) -> Value {
     parse(&payload::to_vec(&CrashReport {
         gateway: "barn-pi-01",
@@ -195,6 +236,28 @@ fn crash_report() {
     accepts("crash", &parse(&outbox.payload));
     let conn = with(&good, "/path", Some(json!("root/nodes/[::1]:50000")));
     accepts("crash", &conn);
+    // A Modbus unit's poll: sensor `<bus>/<unit>`, the request and its
+    // reply as `>request<reply` (none after `<` when no reply came), 256
+    // bytes together at most (SPEC section 9).
+    let unit = with(&good, "/sensor", Some(json!("meters/meter-1")));
+    let unit = with(&unit, "/path", Some(json!("root/meters/meter-1")));
+    for evidence in [">010300000002c40b<018302c0f1", ">010300000002c40b<"] {
+        accepts(
+            "crash",
+            &with(&unit, "/evidence_hex", Some(json!(evidence))),
+        );
+    }
+    let request = "01".repeat(8);
+    let full = with(
+        &unit,
+        "/evidence_hex",
+        Some(json!(format!(">{request}<{}", "ab".repeat(248)))),
+    );
+    accepts("crash", &full);
+    accepts(
+        "crash",
+        &with(&full, "/evidence_truncated", Some(json!(true))),
+    );
 
     every_key_required_and_no_other("crash", &good, "", &[]);
     let long = "ab".repeat(257);
@@ -205,7 +268,20 @@ fn crash_report() {
         ("/evidence_hex", json!("2A"), "upper-case hex"),
         ("/evidence_hex", json!("abc"), "odd length"),
         ("/evidence_hex", json!("zz"), "not hex"),
-        ("/evidence_hex", json!(">0103<0183"), "not hex"),
+        ("/evidence_hex", json!("0103<0183"), "a reply without `>`"),
+        ("/evidence_hex", json!(">0103"), "a request without `<`"),
+        ("/evidence_hex", json!("><0183"), "an empty request"),
+        ("/evidence_hex", json!("<0183>0103"), "reply first"),
+        ("/evidence_hex", json!(">0103<01<83"), "two replies"),
+        ("/evidence_hex", json!(">0103<018"), "odd reply length"),
+        ("/evidence_hex", json!(">0103<01A3"), "upper-case reply"),
+        (
+            "/evidence_hex",
+            json!(format!(">0103<{}", "ab".repeat(255))),
+            "an exchange over 256 bytes",
+        ),
+        ("/sensor", json!("meters/meter-1/x"), "three levels"),
+        ("/sensor", json!("meters/"), "an empty unit"),
         ("/evidence_hex", json!(long), "over 256 bytes"),
         (
             "/evidence_truncated",
@@ -225,6 +301,19 @@ fn crash_report() {
     ] {
         rejects("crash", &with(&good, at, Some(value)), what);
     }
+    rejects(
+        "crash",
+        &with(
+            &with(
+                &unit,
+                "/evidence_hex",
+                Some(json!(format!(">{request}<{}", "ab".repeat(247)))),
+            ),
+            "/evidence_truncated",
+            Some(json!(true)),
+        ),
+        "an exchange truncated below the cap",
+    );
     let quarantined = crash("corrupt_frame", "quarantine", 0, b"", false);
     rejects(
         "crash",
@@ -244,11 +333,16 @@ fn dead_letter() {
     }));
     accepts("deadletter", &good);
     accepts("deadletter", &with(&good, "/evidence_hex", Some(json!(""))));
+    accepts(
+        "deadletter",
+        &with(&good, "/sensor", Some(json!("meters/meter-1"))),
+    );
     every_key_required_and_no_other("deadletter", &good, "", &[]);
     for (at, value, what) in [
         ("/evidence_hex", json!("ab".repeat(257)), "over 256 bytes"),
         ("/evidence_hex", json!("7B6F"), "upper-case hex"),
         ("/sensor", json!(""), "empty sensor"),
+        ("/sensor", json!("a/b/c"), "three levels"),
         ("/ts", json!("2026-11-24T10:00:00.123"), "no zone"),
         ("/boot", json!(-2), "negative boot"),
         ("/error", json!(null), "error not a string"),
@@ -304,7 +398,11 @@ fn status() {
         Some(TS),
     )));
     accepts("status", &online);
-    let counts = BTreeMap::from([("barn-gps".to_string(), 12u64), ("w".to_string(), 0)]);
+    let counts = BTreeMap::from([
+        ("barn-gps".to_string(), 12u64),
+        ("w".to_string(), 0),
+        ("meters/meter-1".to_string(), 3),
+    ]);
     let mut full = status_of("online", Some(version), Some(TS));
     full.dropped = Some(&counts);
     full.accepted = Some(&counts);
@@ -341,6 +439,9 @@ fn status() {
     ] {
         rejects("status", &with(&full, at, Some(value)), what);
     }
+    let mut three_levels = full.clone();
+    three_levels["dropped"]["a/b/c"] = json!(1);
+    rejects("status", &three_levels, "a sensor name of three levels");
     rejects(
         "status",
         &with(&offline, "/version", Some(json!(version))),

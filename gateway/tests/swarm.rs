@@ -1,6 +1,6 @@
-//! The swarm as CI runs it: 200 sensors of every transport for 20 s with
-//! every fault kind, against a Mosquitto the test starts and restarts in the
-//! middle of the run. Nothing accepted may be lost, every corrupt frame must
+//! The swarm as CI runs it: 200 sensors of every transport (and a Modbus
+//! TCP bus of 20 units) for 20 s with every fault kind, against a Mosquitto
+//! the test starts and restarts in the middle of the run. Nothing accepted may be lost, every corrupt frame must
 //! come back as a crash report, and the flapping sensor must be quarantined.
 #![allow(clippy::unwrap_used)]
 
@@ -29,6 +29,8 @@ async fn a_200_sensor_swarm_with_every_fault_loses_nothing() {
             "20s",
             "--seed",
             "42",
+            "--modbus",
+            "20",
             "--quiet",
         ])
         .args([
@@ -66,6 +68,11 @@ async fn a_200_sensor_swarm_with_every_fault_loses_nothing() {
         "the swarm delivered"
     );
     assert_eq!(report["gateway_exit"], 0);
+    // Every unit of the bus delivered, through the broker restart.
+    for unit in 1..=20 {
+        let topic = format!("telemetry/modbus/unit-{unit:03}");
+        assert!(upstream.on(&topic).len() > 20, "{topic}");
+    }
     assert_eq!(
         status.code(),
         Some(0),

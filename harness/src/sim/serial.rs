@@ -11,7 +11,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::pty::openpty;
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
 use tokio::net::unix::pipe;
@@ -43,6 +43,11 @@ pub(crate) fn open_pty() -> std::io::Result<Pty> {
     cfmakeraw(&mut t);
     tcsetattr(&pair.slave, SetArg::TCSANOW, &t)?;
     let path = nix::unistd::ttyname(pair.slave.as_fd())?;
+    // Not inherited by a gateway process started later: a master kept open
+    // there would hide an unplug (no hang-up while a copy stays open).
+    for fd in [&pair.master, &pair.slave] {
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    }
     let flags = OFlag::from_bits_truncate(fcntl(&pair.master, FcntlArg::F_GETFL)?);
     fcntl(&pair.master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     let master = pipe::Sender::from_owned_fd_unchecked(pair.master)?;
