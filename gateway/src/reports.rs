@@ -69,7 +69,6 @@ pub async fn run(
     tree: SupervisorHandle,
     gateway: Arc<Gateway>,
     uplink: Arc<Uplink>,
-    layout: crate::tree::Layout,
     recent: Arc<RecentCrashes>,
     mut shutdown: Shutdown,
 ) {
@@ -85,7 +84,7 @@ pub async fn run(
             event = events.recv() => match event {
                 Ok(event) => {
                     tree_dirty = true;
-                    on_event(&event, &gateway, &uplink, &layout, &recent, &mut states);
+                    on_event(&event, &gateway, &uplink, &recent, &mut states);
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "crash reporting fell behind; events were missed");
@@ -100,7 +99,7 @@ pub async fn run(
             }
             _ = shutdown.recv() => {
                 while let Ok(event) = events.try_recv() {
-                    on_event(&event, &gateway, &uplink, &layout, &recent, &mut states);
+                    on_event(&event, &gateway, &uplink, &recent, &mut states);
                 }
                 // The last tree as it stands now, not as it will be once
                 // everything has stopped.
@@ -115,11 +114,11 @@ fn on_event(
     event: &Event,
     gateway: &Gateway,
     uplink: &Uplink,
-    layout: &crate::tree::Layout,
     recent: &RecentCrashes,
     states: &mut HashMap<String, (&'static str, u32)>,
 ) {
-    let Some(place) = crate::tree::sensor_place(&event.path, layout) else {
+    let layout = gateway.layout();
+    let Some(place) = crate::tree::sensor_place(&event.path, &layout) else {
         return;
     };
     let sensor = place.sensor;

@@ -89,6 +89,7 @@ impl Service {
             topics.clone(),
             outbox.clone(),
         );
+        gateway.set_layout(Layout::of(&config));
         tracing::info!(gateway = %config.gateway.id, boot, upstream = %config.upstream.url, "starting");
         let supervisor = Supervisor::new("root", tree::root(&config, &gateway))
             .context("the config describes an invalid tree")?
@@ -96,12 +97,12 @@ impl Service {
         let events = supervisor.subscribe();
         let root = supervisor.spawn();
         let mut background = Background::default();
-        let (layout, tree) = (Layout::of(&config), root.clone());
+        let tree = root.clone();
         let (reporting, linked) = (gateway.clone(), uplink.clone());
         let crashes = Arc::new(reports::RecentCrashes::new(status::RECENT_CRASHES));
         let recent = crashes.clone();
         background.spawn("crash reports", move |shutdown| {
-            reports::run(events, tree, reporting, linked, layout, recent, shutdown)
+            reports::run(events, tree, reporting, linked, recent, shutdown)
         });
         let sources = status::Sources {
             gateway: config.gateway.id.clone(),
@@ -120,7 +121,7 @@ impl Service {
             root: root.clone(),
             uplink: uplink.clone(),
             outbox: outbox.clone(),
-            layout: Layout::of(&config),
+            gateway: gateway.clone(),
             keep_alive: config.upstream.keep_alive,
         };
         let systemd = Systemd::start(watched, &mut background);

@@ -53,8 +53,8 @@ pub struct Watched {
     pub uplink: Arc<Uplink>,
     /// The outbox (for its depth).
     pub outbox: Outbox,
-    /// Which paths are groups and buses, whose children are sensors.
-    pub layout: crate::tree::Layout,
+    /// The gateway context (for which paths are groups and buses).
+    pub gateway: Arc<crate::sensor::Gateway>,
     /// The upstream keep-alive, which bounds a live event loop's silence.
     pub keep_alive: Duration,
 }
@@ -122,7 +122,7 @@ fn send(states: &[NotifyState<'_>]) {
 fn summary(watched: &Watched) -> Summary {
     Summary::new(
         &watched.root.snapshot(),
-        &watched.layout,
+        &watched.gateway.layout(),
         &[HANG_CHILD],
         watched.outbox.stats().depth,
         watched.uplink.is_connected(),

@@ -84,6 +84,22 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// Adds the groups and buses of `old` that this layout lacks.
+    pub fn keep(&mut self, old: &Layout) {
+        for (mine, theirs) in [
+            (&mut self.groups, &old.groups),
+            (&mut self.buses, &old.buses),
+        ] {
+            for id in theirs {
+                if !mine.contains(id) {
+                    mine.push(id.clone());
+                }
+            }
+        }
+    }
+}
+
 /// The one reading of tree paths, for crash reports, sensor states and the
 /// systemd status line: `root/barn/barn-gps` -> `barn-gps` (own level);
 /// `root/nodes/1.2.3.4:5` -> `nodes` (below it); `root/meters/meter-1` ->

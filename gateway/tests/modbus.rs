@@ -424,3 +424,52 @@ async fn an_unplugged_rtu_adapter_is_reported_and_polling_resumes_after_replug()
         .await;
     assert!(support::gap_free(&upstream.seqs("meters/m7")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bus_added_by_a_reload_reports_its_units_as_sensors() {
+    let broker = Mosquitto::start().await.unwrap();
+    let upstream = Upstream::connect(broker.port()).await;
+    let sim = ModbusSim::new(&[1]);
+    sim.set_fault(1, Some((Fault::Exception(6), FaultMode::OneIn(3))))
+        .unwrap();
+    let server = sim.serve_tcp().await.unwrap();
+    let dir = TempDir::new("modbus-reload");
+    let head = header("mb7", broker.port(), &dir.0.join("state"));
+    let gateway = Gateway::start_in(dir, &head).await;
+    online(&upstream, "mb7").await;
+    let registers =
+        "registers = [{ name = \"v\", table = \"holding\", address = 0, type = \"uint16\" }]";
+    gateway.rewrite(
+        &(head
+            + &bus(
+                "meters",
+                "modbus-tcp",
+                &format!("address = \"{}\"", server.addr()),
+                "",
+            )
+            + &unit(
+                "m1",
+                1,
+                "100ms",
+                "intensity = 1000\nperiod = \"1s\"",
+                registers,
+            )),
+    );
+    gateway.signal(nix::sys::signal::Signal::SIGHUP);
+    upstream
+        .wait("the new unit's readings, state and crashes", 15, |_| {
+            !upstream.seqs("meters/m1").is_empty()
+                && !upstream.on("state/meters/m1").is_empty()
+                && !upstream.on("crash/meters/m1").is_empty()
+        })
+        .await;
+    let crash = &upstream.on("crash/meters/m1")[0].json;
+    assert_eq!(crash["path"], "root/meters/m1");
+    assert!(
+        crash["error"]
+            .as_str()
+            .unwrap()
+            .contains("slave device busy"),
+        "{crash}"
+    );
+}

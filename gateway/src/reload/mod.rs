@@ -46,6 +46,12 @@ pub async fn reload(
             "changes to [gateway], [upstream] or [supervisor] take effect after a service restart"
         );
     }
+    // Before any child of the new config starts, so that its first events
+    // are read with the new groups and buses; the old ones stay known for
+    // the last events of the children the reload stops.
+    let mut layout = crate::tree::Layout::of(&new);
+    layout.keep(&crate::tree::Layout::of(current));
+    gateway.set_layout(layout);
     apply(&plan, root, gateway).await;
     *current = new;
     tracing::info!("reload applied");

@@ -15,13 +15,14 @@ mod worker;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use edgevisor_runtime::{ChildSpec, RestartPolicy};
 
 use crate::config::{LinkConfig, Policy, SensorConfig};
 use crate::outbox::Outbox;
 use crate::topics::Topics;
+use crate::tree::Layout;
 
 /// What every sensor child needs from the gateway.
 pub struct Gateway {
@@ -38,6 +39,9 @@ pub struct Gateway {
     /// most sensors share one, and a copy each costs about 100 bytes twice
     /// (the sensor's own window, and a tcp-listen sensor's supervisor).
     policies: Mutex<Vec<Arc<RestartPolicy>>>,
+    /// Which tree paths are groups and buses, for reading paths; replaced
+    /// by a reload before it starts new children.
+    layout: RwLock<Arc<Layout>>,
 }
 
 /// Per-sensor counts that outlive restarts on purpose: SPEC wants `seq`
@@ -60,7 +64,21 @@ impl Gateway {
             outbox,
             counters: Mutex::new(HashMap::new()),
             policies: Mutex::new(Vec::new()),
+            layout: RwLock::default(),
         })
+    }
+
+    /// The layout of the running config.
+    pub fn layout(&self) -> Arc<Layout> {
+        self.layout
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Takes the layout of a new config (at start and on reload).
+    pub fn set_layout(&self, layout: Layout) {
+        *self.layout.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(layout);
     }
 
     /// The restart policy of `policy`, shared with every sensor that has
