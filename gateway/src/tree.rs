@@ -85,14 +85,19 @@ impl Layout {
 }
 
 impl Layout {
-    /// Adds the groups and buses of `old` that this layout lacks.
-    pub fn keep(&mut self, old: &Layout) {
+    /// Adds the groups and buses of `old` that are gone from `new` (their
+    /// children's last events still come); an id that `new` uses for
+    /// something else takes its new meaning.
+    pub fn keep(&mut self, old: &Layout, new: &Config) {
+        let taken = |id: &String| {
+            new.children.iter().any(|c| c.id() == id) || new.sensors().any(|s| &s.id == id)
+        };
         for (mine, theirs) in [
             (&mut self.groups, &old.groups),
             (&mut self.buses, &old.buses),
         ] {
             for id in theirs {
-                if !mine.contains(id) {
+                if !mine.contains(id) && !taken(id) {
                     mine.push(id.clone());
                 }
             }

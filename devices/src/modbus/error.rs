@@ -20,6 +20,10 @@ pub struct PollError {
     pub reply: Vec<u8>,
     /// The exception code, when the unit answered with one.
     pub exception: Option<u8>,
+    /// The port lost its framing or cannot be trusted any more (i/o error,
+    /// bytes that are not Modbus TCP, repeated silence on TCP): the bus
+    /// closes it and opens it again for the next request.
+    pub(crate) reopen: bool,
 }
 
 impl PollError {
@@ -41,6 +45,7 @@ impl PollError {
             request: frame.to_vec(),
             reply: got.to_vec(),
             exception: None,
+            reopen: false,
         }
     }
 
@@ -54,8 +59,9 @@ impl PollError {
             reply: got.to_vec(),
             exception: match error {
                 ReplyError::Exception { code } => Some(*code),
-                ReplyError::Corrupt(_) => None,
+                ReplyError::Corrupt(_) | ReplyError::Framing(_) => None,
             },
+            reopen: matches!(error, ReplyError::Framing(_)),
         }
     }
 
@@ -67,6 +73,7 @@ impl PollError {
             request: request.to_vec(),
             reply: Vec::new(),
             exception: None,
+            reopen: true,
         }
     }
 
@@ -78,7 +85,14 @@ impl PollError {
             request: Vec::new(),
             reply: Vec::new(),
             exception: None,
+            reopen: true,
         }
+    }
+
+    /// The same error, closing the port (a write that could not finish).
+    pub(crate) fn reopening(mut self) -> Self {
+        self.reopen = true;
+        self
     }
 
     /// Whether another try of the same request may succeed: a timeout or a

@@ -120,6 +120,9 @@ pub enum ReplyError {
     /// The reply is malformed or answers another request.
     #[error("{0}")]
     Corrupt(String),
+    /// The bytes are not Modbus TCP at all: the stream lost its framing.
+    #[error("{0}")]
+    Framing(String),
 }
 
 /// The name of an exception code, as the Modbus specification gives it.
@@ -192,6 +195,37 @@ pub fn rtu_reply_len(head: &[u8]) -> Option<usize> {
     }
 }
 
+/// Checks the first three bytes of an RTU reply against `request` before
+/// the rest arrives, so that a reply from another unit, for another
+/// function or of another length fails at once instead of at the timeout.
+pub fn check_rtu_head(request: &Request, head: &[u8]) -> Result<(), ReplyError> {
+    let [unit, function, count, ..] = head else {
+        return Ok(());
+    };
+    if *unit != request.unit {
+        return Err(ReplyError::Corrupt(format!(
+            "reply from unit {unit}, the request went to unit {}",
+            request.unit
+        )));
+    }
+    if *function == request.function() | 0x80 {
+        return Ok(());
+    }
+    if *function != request.function() {
+        return Err(ReplyError::Corrupt(format!(
+            "reply has function {function}, the request function {}",
+            request.function()
+        )));
+    }
+    if usize::from(*count) != request.reply_bytes() {
+        return Err(ReplyError::Corrupt(format!(
+            "reply carries {count} data bytes, want {}",
+            request.reply_bytes()
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a complete RTU reply frame (CRC, unit) against `request` and
 /// decodes it.
 pub fn parse_rtu(request: &Request, frame: &[u8]) -> Result<Reply, ReplyError> {
@@ -235,7 +269,7 @@ pub fn parse_mbap(head: &[u8; MBAP_LEN]) -> Result<Mbap, ReplyError> {
     let protocol = u16::from_be_bytes([head[2], head[3]]);
     let length = usize::from(u16::from_be_bytes([head[4], head[5]]));
     if protocol != 0 || !(2..=MAX_PDU + 1).contains(&length) {
-        return Err(ReplyError::Corrupt(format!(
+        return Err(ReplyError::Framing(format!(
             "not a Modbus TCP header (protocol {protocol}, length {length})"
         )));
     }

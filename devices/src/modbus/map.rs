@@ -347,18 +347,27 @@ pub fn plan(map: &[Register]) -> Result<Vec<Read>, Vec<MapError>> {
             None => usable.push(index),
         }
     }
-    // Overlaps among the entries that are fine on their own.
+    // Overlaps among the entries that are fine on their own: each entry
+    // against the one reaching furthest among those before it (a long
+    // string may cover several that follow).
     usable.sort_by_key(|&i| (map[i].table, map[i].address));
-    for pair in usable.windows(2) {
-        let (a, b) = (&map[pair[0]], &map[pair[1]]);
-        if a.table == b.table && a.end() > u32::from(b.address) {
-            let (index, other) = (pair[0].max(pair[1]), pair[0].min(pair[1]));
-            errors.push(MapError::Overlap {
-                index,
-                name: map[index].name.clone(),
-                other: map[other].name.clone(),
-                table: a.table.as_str(),
-            });
+    let mut furthest: Option<usize> = None;
+    for &i in &usable {
+        let r = &map[i];
+        match furthest {
+            Some(f) if map[f].table == r.table && map[f].end() > u32::from(r.address) => {
+                let (index, other) = (i.max(f), i.min(f));
+                errors.push(MapError::Overlap {
+                    index,
+                    name: map[index].name.clone(),
+                    other: map[other].name.clone(),
+                    table: r.table.as_str(),
+                });
+                if r.end() > map[f].end() {
+                    furthest = Some(i);
+                }
+            }
+            _ => furthest = Some(i),
         }
     }
     if !errors.is_empty() {

@@ -6,7 +6,8 @@
 //! - `map`: tables, types, orders; a map checked and planned into reads;
 //! - `value`: registers to values (order, scale, offset);
 //! - `frame`: requests and replies, RTU and TCP;
-//! - `port`: one bus, one request at a time;
+//! - `port`: one bus, one request at a time; `rtu` and `tcp`: one
+//!   exchange on each kind of line;
 //! - `error`: a failed poll with its evidence;
 //! - `poll`: one poll of one unit, as a [`Reading`](crate::Reading).
 //!
@@ -21,6 +22,8 @@ pub mod frame;
 pub mod map;
 mod poll;
 mod port;
+mod rtu;
+mod tcp;
 pub mod value;
 
 pub use error::PollError;

@@ -50,7 +50,7 @@ pub async fn reload(
     // are read with the new groups and buses; the old ones stay known for
     // the last events of the children the reload stops.
     let mut layout = crate::tree::Layout::of(&new);
-    layout.keep(&crate::tree::Layout::of(current));
+    layout.keep(&crate::tree::Layout::of(current), &new);
     gateway.set_layout(layout);
     apply(&plan, root, gateway).await;
     *current = new;

@@ -75,15 +75,20 @@ async fn poll_forever(
     tokio::pin!(shutdown);
     let mut readings = Vec::with_capacity(1);
     loop {
-        let polled = tokio::select! {
+        // A stop is heard while waiting, not while polling: a poll takes
+        // at most `(retries + 1) * timeout`, and one cut off half-way
+        // would leave its reply on the line (the bus would then drain or
+        // reconnect first, so that too is safe, only slower).
+        let mut bus = tokio::select! {
             _ = &mut shutdown => return Ok(()),
-            polled = async {
+            bus = async {
                 ticks.tick().await;
                 gateway.outbox.room().await;
-                let mut bus = bus.lock().await;
-                modbus::poll(&mut bus, &unit.unit).await
-            } => polled,
+                bus.lock().await
+            } => bus,
         };
+        let polled = modbus::poll(&mut bus, &unit.unit).await;
+        drop(bus);
         readings.push(polled.map_err(|e| crash(&e))?);
         gateway.outbox.append(telemetry.messages(&mut readings));
     }

@@ -22,6 +22,26 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 /// The default number of extra tries of a request.
 pub const DEFAULT_RETRIES: u32 = 1;
 
+/// Upper bounds: a longer value is a typo (and would hold the bus, or
+/// overflow a deadline).
+const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+const MAX_DELAY_BETWEEN: Duration = Duration::from_secs(10);
+const MAX_POLL: Duration = Duration::from_secs(24 * 3600);
+
+fn at_most(key: &str, d: Duration, max: Duration, example: &str) -> Result<(), (String, String)> {
+    if d <= max {
+        return Ok(());
+    }
+    Err((
+        format!(
+            "{key} must be at most {} (got {})",
+            humantime::format_duration(max),
+            humantime::format_duration(d)
+        ),
+        format!("e.g. {key} = \"{example}\""),
+    ))
+}
+
 /// The bus of `s`, whose port settings `endpoint` already resolved; units
 /// layer their policy keys over `bus_policy`.
 pub(super) fn bus(
@@ -31,7 +51,9 @@ pub(super) fn bus(
     problems: &mut Vec<Problem>,
 ) -> Option<ModbusConfig> {
     let timeout = s.timeout.as_ref().map_or(DEFAULT_TIMEOUT, |t| {
-        if let Err((m, h)) = checks::timeout("timeout", t.get_ref().0, "500ms") {
+        let checked = checks::timeout("timeout", t.get_ref().0, "500ms")
+            .and_then(|()| at_most("timeout", t.get_ref().0, MAX_TIMEOUT, "500ms"));
+        if let Err((m, h)) = checked {
             problems.push(Problem::at(Some(t.span()), m).hint(h));
         }
         t.get_ref().0
@@ -48,10 +70,12 @@ pub(super) fn bus(
                 DEFAULT_RETRIES
             })
     });
-    let delay_between = s
-        .delay_between
-        .as_ref()
-        .map_or(Duration::ZERO, |d| d.get_ref().0);
+    let delay_between = s.delay_between.as_ref().map_or(Duration::ZERO, |d| {
+        if let Err((m, h)) = at_most("delay_between", d.get_ref().0, MAX_DELAY_BETWEEN, "10ms") {
+            problems.push(Problem::at(Some(d.span()), m).hint(h));
+        }
+        d.get_ref().0
+    });
     if s.unit.is_empty() {
         problems.push(
             Problem::at(
@@ -103,13 +127,14 @@ fn unit(
     if let Err((m, h)) = checks::id("unit", u.id.get_ref()) {
         problems.push(Problem::at(Some(u.id.span()), m).hint(h));
     }
-    let range = if tcp { 0..=255 } else { 1..=247 };
+    // SPEC section 9: 1 to 247, and 0 on TCP for a device that ignores it.
+    let range = if tcp { 0..=247 } else { 1..=247 };
     let unit_id = u8::try_from(*u.unit_id.get_ref())
         .ok()
         .filter(|n| range.contains(n));
     if unit_id.is_none() {
         let hint = if tcp {
-            "a Modbus TCP unit_id is 0 to 255 (0 or 255 for a device that ignores it)"
+            "a Modbus TCP unit_id is 1 to 247, or 0 for a device that ignores it"
         } else {
             "an RTU unit_id is 1 to 247 (0 is broadcast, which never answers)"
         };
@@ -122,7 +147,9 @@ fn unit(
         );
     }
     let poll = u.poll.as_ref().map_or(DEFAULT_POLL, |p| {
-        if let Err((m, h)) = checks::timeout("poll", p.get_ref().0, "5s") {
+        let checked = checks::timeout("poll", p.get_ref().0, "5s")
+            .and_then(|()| at_most("poll", p.get_ref().0, MAX_POLL, "5s"));
+        if let Err((m, h)) = checked {
             problems.push(Problem::at(Some(p.span()), m).hint(h));
         }
         p.get_ref().0
