@@ -175,6 +175,72 @@ mod tests {
         assert_eq!(from_words(&r, &[12345, 0]), Value::Float(23.45));
     }
 
+    /// The same value in every order, worked out by hand from its
+    /// big-endian bytes A.. (SPEC section 9).
+    #[test]
+    fn every_order_of_every_wide_type() {
+        let table: [(ValueType, [&[u16]; 4], Value); 4] = [
+            (
+                ValueType::UInt32,
+                [
+                    &[0x1234, 0x5678],
+                    &[0x5678, 0x1234],
+                    &[0x3412, 0x7856],
+                    &[0x7856, 0x3412],
+                ],
+                Value::UInt(0x1234_5678),
+            ),
+            (
+                ValueType::Int64,
+                [
+                    &[0xFFFF, 0xFEE0, 0x8E04, 0xFB35],
+                    &[0xFB35, 0x8E04, 0xFEE0, 0xFFFF],
+                    &[0xFFFF, 0xE0FE, 0x048E, 0x35FB],
+                    &[0x35FB, 0x048E, 0xE0FE, 0xFFFF],
+                ],
+                Value::Int(-1_234_567_890_123),
+            ),
+            (
+                ValueType::Float32,
+                [
+                    &[0x4365, 0xCCCD],
+                    &[0xCCCD, 0x4365],
+                    &[0x6543, 0xCDCC],
+                    &[0xCDCC, 0x6543],
+                ],
+                Value::Float(229.8),
+            ),
+            (
+                ValueType::Float64,
+                [
+                    &[0xC093, 0x4A45, 0x6D5C, 0xFAAD],
+                    &[0xFAAD, 0x6D5C, 0x4A45, 0xC093],
+                    &[0x93C0, 0x454A, 0x5C6D, 0xADFA],
+                    &[0xADFA, 0x5C6D, 0x454A, 0x93C0],
+                ],
+                Value::Float(-1234.5678),
+            ),
+        ];
+        for (kind, words, want) in table {
+            for (order, words) in WordOrder::ALL.into_iter().zip(words) {
+                assert_eq!(
+                    from_words(&reg(kind, order), words),
+                    want,
+                    "{kind:?} {order:?}"
+                );
+            }
+        }
+        let text = reg(ValueType::String, WordOrder::Abcd);
+        assert_eq!(
+            from_words(&text, &[0x5344, 0x4D31, 0x3230, 0x2000]),
+            Value::Text("SDM120".into())
+        );
+        assert_eq!(
+            from_words(&reg(ValueType::Int16, WordOrder::Abcd), &[0xCFC7]),
+            Value::Int(-12345)
+        );
+    }
+
     #[test]
     fn nan_becomes_null() {
         let mut out = String::new();
