@@ -81,19 +81,35 @@ pub fn topic_filter(filter: &str) -> Result<(), (String, String)> {
     Ok(())
 }
 
-/// A topic prefix: one or more levels without wildcards.
+/// A topic prefix: one or more levels of characters every broker takes as
+/// they are. Wildcards cannot be published to; `$` starts the brokers' own
+/// topics (`$SYS`), which clients may not publish to; spaces and control
+/// characters are refused by some brokers; NATS and RabbitMQ turn `.`
+/// into their own level separator, so `a.b` would not be the topic sent.
 pub fn topic_prefix(prefix: &str) -> Result<(), (String, String)> {
-    let bad = prefix.is_empty()
-        || prefix.starts_with('/')
-        || prefix.ends_with('/')
-        || prefix.contains(['+', '#', '\0']);
-    if bad {
-        return Err((
-            format!("invalid topic_prefix {prefix:?}"),
-            "use plain topic levels without wildcards or a leading/trailing '/', e.g. \"edgevisor\"".into(),
-        ));
+    let why = if prefix.is_empty() {
+        Some("it is empty")
+    } else if prefix.starts_with('/') || prefix.ends_with('/') || prefix.contains("//") {
+        Some("it has an empty level (a leading, trailing or doubled '/')")
+    } else if prefix.contains(['+', '#']) {
+        Some("'+' and '#' are wildcards, which cannot be published to")
+    } else if prefix.starts_with('$') {
+        Some("topics starting with '$' belong to the broker ($SYS)")
+    } else if prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("some brokers refuse spaces and control characters in topics")
+    } else if prefix.contains('.') {
+        Some("NATS and RabbitMQ turn '.' into their own level separator")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err((
+            format!("invalid topic_prefix {prefix:?}: {why}"),
+            "use levels of letters, digits, '-' and '_', e.g. \"edgevisor\" or \"farm/edgevisor\""
+                .into(),
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The longest MQTT keep-alive: CONNECT carries it as 16-bit seconds.
@@ -130,6 +146,26 @@ pub fn timeout(key: &str, d: Duration, example: &str) -> Result<(), (String, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topic_prefixes_that_brokers_refuse_or_rewrite_are_refused() {
+        for good in ["edgevisor", "farm/edgevisor", "site-1/a_b"] {
+            assert!(topic_prefix(good).is_ok(), "{good}");
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            ("/a", "empty level"),
+            ("a//b", "empty level"),
+            ("a/+", "wildcards"),
+            ("#", "wildcards"),
+            ("$SYS/x", "belong to the broker"),
+            ("my farm", "spaces"),
+            ("farm.one", "NATS and RabbitMQ"),
+        ] {
+            let (message, _) = topic_prefix(bad).unwrap_err();
+            assert!(message.contains(why), "{bad:?}: {message}");
+        }
+    }
 
     #[test]
     fn broker_urls() {

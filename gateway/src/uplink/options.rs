@@ -24,6 +24,14 @@ pub enum OptionsError {
         /// Why.
         source: std::io::Error,
     },
+    /// The password file can be read by any user of the machine.
+    #[error("password_file {path} is readable by every user (mode {mode:03o}); run `chmod 600 {path}` (or 640 with the service's group), then start again")]
+    PasswordExposed {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// TLS could not be set up.
     #[error("TLS setup failed: {0}")]
     Tls(String),
@@ -58,13 +66,7 @@ pub fn connect_options(
     connect.last_will = Some(LastWill::new(will_topic, will, QoS::AtLeastOnce, true));
     if let Some(user) = &upstream.username {
         let password = match &upstream.password_file {
-            Some(path) => std::fs::read_to_string(path)
-                .map_err(|source| OptionsError::Password {
-                    path: path.display().to_string(),
-                    source,
-                })?
-                .trim_end_matches(['\r', '\n'])
-                .to_string(),
+            Some(path) => read_password(path)?,
             None => String::new(),
         };
         connect.set_login(user.clone(), password);
@@ -81,6 +83,30 @@ pub fn connect_options(
         connect,
         keep_alive: Duration::from_secs(u64::from(connect_keep_alive(upstream))),
     })
+}
+
+/// The password in `path` (trailing newline removed). A file any user may
+/// read is refused: the password would be everyone's.
+fn read_password(path: &std::path::Path) -> Result<String, OptionsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = || path.display().to_string();
+    let unreadable = |source| OptionsError::Password {
+        path: shown(),
+        source,
+    };
+    let mode = std::fs::metadata(path)
+        .map_err(unreadable)?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o004 != 0 {
+        return Err(OptionsError::PasswordExposed {
+            path: shown(),
+            mode,
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(unreadable)?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_string())
 }
 
 fn connect_keep_alive(upstream: &UpstreamConfig) -> u16 {
@@ -143,6 +169,7 @@ mod tests {
     fn the_password_comes_from_its_file_without_the_newline() {
         let path = std::env::temp_dir().join(format!("edgevisor-pw-{}", std::process::id()));
         std::fs::write(&path, "s3cret-value\n").unwrap();
+        set_mode(&path, 0o640);
         let options = connect_options(
             &upstream(Some(path.clone())),
             "t/status".into(),
@@ -154,6 +181,33 @@ mod tests {
             (login.username.as_str(), login.password.as_str()),
             ("barn", "s3cret-value")
         );
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    fn set_mode(path: &std::path::Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn a_password_file_every_user_can_read_is_refused_with_the_fix() {
+        let path = std::env::temp_dir().join(format!("edgevisor-pw-open-{}", std::process::id()));
+        std::fs::write(&path, "s3cret-value\n").unwrap();
+        set_mode(&path, 0o644);
+        let Err(err) = connect_options(&upstream(Some(path.clone())), "t/status".into(), vec![])
+        else {
+            panic!("a world-readable password file must be refused");
+        };
+        let err = err.to_string();
+        assert!(
+            err.contains("is readable by every user (mode 644)"),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("chmod 600 {}", path.display())),
+            "{err}"
+        );
+        assert!(!err.contains("s3cret"), "{err}");
         std::fs::remove_file(&path).unwrap();
     }
 
