@@ -45,6 +45,7 @@ fn upstream(port: u16) -> UpstreamConfig {
         topic_prefix: "edgevisor".into(),
         keep_alive: Duration::from_secs(30),
         outbox_max_bytes: 256 << 20,
+        max_message_size: 1 << 28,
     }
 }
 
@@ -96,6 +97,13 @@ async fn main() {
         "edgevisor/bench/status".into(),
         b"{}".to_vec(),
         outbox.clone(),
+        std::sync::Arc::new(|error: &str| {
+            edgevisor::outbox::Message::report(
+                "_outbox".into(),
+                "edgevisor/bench/crash/_outbox".into(),
+                error.as_bytes().to_vec(),
+            )
+        }),
     )
     .unwrap();
     while !uplink.is_connected() {

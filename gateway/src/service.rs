@@ -75,8 +75,14 @@ impl Service {
         outbox.append(notice::on_open(&opened, &config.gateway.id, boot, &topics));
         let will = payload::to_vec(&status("offline", boot, None));
         let uplink = Arc::new(
-            Uplink::start(&config.upstream, topics.status(), will, outbox.clone())
-                .context("cannot set up the upstream connection")?,
+            Uplink::start(
+                &config.upstream,
+                topics.status(),
+                will,
+                outbox.clone(),
+                set_aside_reporter(&config.gateway.id, boot, &topics),
+            )
+            .context("cannot set up the upstream connection")?,
         );
         let started_at = payload::timestamp(SystemTime::now());
         uplink.set_retained(
@@ -252,4 +258,10 @@ async fn publish_status(
         }
         last = current;
     }
+}
+
+/// The report about a message the broker will not take, on `crash/_outbox`.
+fn set_aside_reporter(gateway: &str, boot: u64, topics: &Topics) -> crate::uplink::Reporter {
+    let (gateway, topics) = (gateway.to_string(), topics.clone());
+    Arc::new(move |error: &str| notice::crash_report(&gateway, boot, &topics, error))
 }

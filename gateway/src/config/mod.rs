@@ -113,6 +113,8 @@ pub struct UpstreamConfig {
     pub keep_alive: Duration,
     /// Default 64 MiB.
     pub outbox_max_bytes: u64,
+    /// Largest PUBLISH to send; default MQTT's own limit (256 MiB).
+    pub max_message_size: u64,
 }
 
 /// A resolved restart policy.

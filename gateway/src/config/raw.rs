@@ -84,6 +84,8 @@ pub struct RawUpstream {
     pub topic_prefix: Option<Spanned<String>>,
     pub keep_alive: Option<Spanned<Dur>>,
     pub outbox_max_bytes: Option<Size>,
+    /// The largest message to publish (the broker's limit).
+    pub max_message_size: Option<Spanned<Size>>,
 }
 
 with_policy!(

@@ -110,6 +110,7 @@ const MAX_PER_WRITE: usize = super::WINDOW as usize;
 /// Encodes into `out` what may be sent now: retained values still unsent on
 /// this connection, then outbox messages after `cursor` in send order, as
 /// many as the session's window has room for. Returns how many.
+/// Messages too big to send are set aside with a report by `reporter`.
 pub fn fill(
     encoder: &mut Encoder,
     session: &mut Session,
@@ -117,6 +118,7 @@ pub fn fill(
     outbox: &Outbox,
     retained: &Retained,
     out: &mut BytesMut,
+    reporter: &super::Reporter,
 ) -> usize {
     let mut sent = 0;
     for (topic, value) in retained.take_dirty(session.room()) {
@@ -148,9 +150,10 @@ pub fn fill(
             undeliverable.push(message.id);
         }
     }
-    // A message MQTT cannot carry would block the outbox forever; it was
-    // logged by `encode` and is dropped.
-    outbox.ack(&undeliverable);
+    // A message that cannot be sent would block the outbox forever.
+    for id in undeliverable {
+        super::refused::set_aside(outbox, reporter, id, &encoder.too_big());
+    }
     sent
 }
 
@@ -158,17 +161,33 @@ pub fn fill(
 /// packet (and its topic's buffer) so a message costs no allocation here.
 pub struct Encoder {
     publish: Publish,
+    /// The largest PUBLISH packet to send (`upstream.max_message_size`).
+    max: usize,
 }
 
 impl Default for Encoder {
     fn default() -> Self {
-        Self {
-            publish: Publish::from_bytes(String::new(), QoS::AtLeastOnce, Bytes::new()),
-        }
+        Self::new(usize::MAX)
     }
 }
 
 impl Encoder {
+    /// An encoder that refuses packets over `max` bytes.
+    pub fn new(max: usize) -> Self {
+        Self {
+            publish: Publish::from_bytes(String::new(), QoS::AtLeastOnce, Bytes::new()),
+            max,
+        }
+    }
+
+    /// Why a message was not encoded.
+    fn too_big(&self) -> String {
+        format!(
+            "larger than upstream.max_message_size ({} bytes) or than MQTT can carry",
+            self.max
+        )
+    }
+
     /// Appends one PUBLISH to `out`; false (logged) if MQTT cannot carry it
     /// (a topic over 64 KiB or a payload over 256 MiB).
     fn encode(
@@ -183,6 +202,12 @@ impl Encoder {
         if publish.topic != topic {
             publish.topic.clear();
             publish.topic.push_str(topic);
+        }
+        // Topic length, topic, packet id, payload: what a broker compares
+        // with its limit (the fixed header aside).
+        if 2 + topic.len() + 2 + payload.len() > self.max {
+            tracing::error!(%topic, bytes = payload.len(), max = self.max, "message larger than upstream.max_message_size");
+            return false;
         }
         publish.payload = payload;
         publish.pkid = pkid;

@@ -18,6 +18,7 @@
 //! - `keepalive`: when to ping and when to give up (pure, unit-tested);
 //! - `session`: packet ids to outbox ids (pure, unit-tested);
 //! - `feeder`: retained values, then the outbox, within the window;
+//! - `refused`: messages the broker will not take, set aside and reported;
 //! - `history`: when it last connected and the last error, for
 //!   `edgevisor status`.
 
@@ -26,6 +27,7 @@ mod feeder;
 mod history;
 mod keepalive;
 mod options;
+mod refused;
 mod session;
 mod wire;
 
@@ -39,6 +41,7 @@ use tokio::time::Instant;
 
 pub use history::LinkHistory;
 pub use options::OptionsError;
+pub use refused::Reporter;
 
 use crate::config::UpstreamConfig;
 use crate::outbox::Outbox;
@@ -69,6 +72,10 @@ struct Parts {
     outbox: Outbox,
     retained: Arc<Retained>,
     shared: Arc<Shared>,
+    /// Reports a message set aside (`refused`).
+    reporter: Reporter,
+    /// `upstream.max_message_size`: larger messages are never sent.
+    max_message_size: usize,
 }
 
 /// A running uplink.
@@ -83,11 +90,14 @@ pub struct Uplink {
 impl Uplink {
     /// Connects (in the background, retrying with backoff) and starts
     /// draining `outbox`. `will` is the Last Will payload for `will_topic`.
+    /// `reporter` builds the report about a message the broker will not
+    /// take.
     pub fn start(
         upstream: &UpstreamConfig,
         will_topic: String,
         will: Vec<u8>,
         outbox: Outbox,
+        reporter: Reporter,
     ) -> Result<Self, OptionsError> {
         let options = options::connect_options(upstream, will_topic, will)?;
         let shared = Arc::new(Shared::default());
@@ -98,6 +108,8 @@ impl Uplink {
             outbox: outbox.clone(),
             retained: retained.clone(),
             shared: shared.clone(),
+            reporter,
+            max_message_size: usize::try_from(upstream.max_message_size).unwrap_or(usize::MAX),
         };
         let task = spawn_own_thread(parts, stopped);
         Ok(Self {
@@ -251,6 +263,8 @@ fn spawn_own_thread(parts: Parts, stopped: watch::Receiver<bool>) -> JoinHandle<
 async fn drive(parts: Parts, mut stop: watch::Receiver<bool>) {
     let broker = format!("{}:{}", parts.options.host, parts.options.port);
     let mut failures = 0u32;
+    let mut suspect = refused::Suspect::default();
+    let mut last_first_unacked = None;
     loop {
         parts.shared.progress.fetch_add(1, Ordering::Relaxed);
         if *stop.borrow() {
@@ -264,13 +278,26 @@ async fn drive(parts: Parts, mut stop: watch::Receiver<bool>) {
                 tracing::info!(%broker, "upstream connected");
                 parts.shared.history.connected();
                 parts.shared.connected.store(true, Ordering::Relaxed);
-                let served = wire::serve(stream, incoming, &parts, &mut stop).await;
+                let served =
+                    wire::serve(stream, incoming, &parts, &mut stop, last_first_unacked).await;
                 parts.shared.connected.store(false, Ordering::Relaxed);
                 parts.shared.in_flight.store(0, Ordering::Relaxed);
                 match served {
                     Ok(()) => return,
-                    Err(error) => {
+                    Err(wire::Lost {
+                        error,
+                        first_unacked,
+                        refused_alone,
+                    }) => {
                         tracing::warn!(%broker, %error, "upstream connection lost; unacknowledged messages stay in the outbox");
+                        last_first_unacked = first_unacked;
+                        if let Some(id) = suspect.lost(first_unacked.filter(|_| refused_alone)) {
+                            let why = format!(
+                                "the broker closed the connection {} times in a row when it was the only message in flight (over the broker's message size limit? set upstream.max_message_size to that limit)",
+                                refused::LOSSES_BEFORE_SET_ASIDE
+                            );
+                            refused::set_aside(&parts.outbox, &parts.reporter, id, &why);
+                        }
                         // Lost, not refused: the first retry is not news.
                         failures += 1;
                         Err(error)

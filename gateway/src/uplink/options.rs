@@ -162,6 +162,7 @@ mod tests {
             topic_prefix: "edgevisor".into(),
             keep_alive: std::time::Duration::from_secs(30),
             outbox_max_bytes: 1 << 20,
+            max_message_size: 1 << 20,
         }
     }
 

@@ -25,8 +25,13 @@ pub enum Origin {
 #[derive(Debug, Clone)]
 pub struct Session {
     /// Indexed by packet id; slot 0 is never used (MQTT forbids id 0).
-    slots: Vec<Option<Origin>>,
+    /// Each with its place in send order.
+    slots: Vec<Option<(Origin, u64)>>,
     free: VecDeque<u16>,
+    sent: u64,
+    /// After a lost connection: one publish at a time until the outbox
+    /// message with this id (or a later one) is acknowledged.
+    one_at_a_time_until: Option<u64>,
 }
 
 impl Session {
@@ -36,12 +41,30 @@ impl Session {
         Self {
             slots: vec![None; usize::from(window) + 1],
             free: (1..=window).collect(),
+            sent: 0,
+            one_at_a_time_until: None,
+        }
+    }
+
+    /// A session that sends one publish at a time until outbox message
+    /// `suspect` (the first unacknowledged one when the last connection was
+    /// lost), or a later one, is acknowledged; then the whole window. A
+    /// broker that resets the connection over one message (its size limit)
+    /// also discards the PUBACKs it sent for the ones before, so only one
+    /// at a time in flight shows which message it was.
+    pub fn one_at_a_time(window: u16, suspect: u64) -> Self {
+        Self {
+            one_at_a_time_until: Some(suspect),
+            ..Self::new(window)
         }
     }
 
     /// Publishes that may still be started before an ack frees an id.
     pub fn room(&self) -> usize {
-        self.free.len()
+        match self.one_at_a_time_until {
+            Some(_) => usize::from(self.in_flight() == 0).min(self.free.len()),
+            None => self.free.len(),
+        }
     }
 
     /// Publishes awaiting their PUBACK.
@@ -53,21 +76,80 @@ impl Session {
     /// window is full.
     pub fn start(&mut self, origin: Origin) -> Option<u16> {
         let pkid = self.free.pop_front()?;
-        self.slots[usize::from(pkid)] = Some(origin);
+        self.sent += 1;
+        self.slots[usize::from(pkid)] = Some((origin, self.sent));
         Some(pkid)
     }
 
     /// A PUBACK for `pkid` arrived: what it acknowledges, or `None` for an
     /// id not in flight (a duplicate, or a broker error), which is ignored.
     pub fn acked(&mut self, pkid: u16) -> Option<Origin> {
-        let origin = self.slots.get_mut(usize::from(pkid))?.take()?;
+        let (origin, _) = self.slots.get_mut(usize::from(pkid))?.take()?;
         self.free.push_back(pkid);
+        if let (Origin::Outbox(id), Some(until)) = (origin, self.one_at_a_time_until) {
+            if id >= until {
+                self.one_at_a_time_until = None;
+            }
+        }
         Some(origin)
+    }
+
+    /// Whether the session sends one at a time and exactly one outbox
+    /// message awaits its PUBACK: a connection lost now was lost over it.
+    pub fn alone_in_flight(&self) -> bool {
+        self.one_at_a_time_until.is_some()
+            && self
+                .slots
+                .iter()
+                .flatten()
+                .filter(|(origin, _)| matches!(origin, Origin::Outbox(_)))
+                .count()
+                == 1
+    }
+
+    /// The outbox message sent first among those still awaiting their
+    /// PUBACK: when a broker closes the connection over one message, the
+    /// ones sent before it were acknowledged, so it is this one.
+    pub fn first_unacked_outbox(&self) -> Option<u64> {
+        self.slots
+            .iter()
+            .flatten()
+            .filter_map(|(origin, order)| match origin {
+                Origin::Outbox(id) => Some((*order, *id)),
+                Origin::Retained => None,
+            })
+            .min()
+            .map(|(_, id)| id)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn one_at_a_time_until_the_suspect_is_acknowledged() {
+        let mut s = super::Session::one_at_a_time(8, 5);
+        for id in [1, 4] {
+            assert_eq!(s.room(), 1);
+            let p = s.start(super::Origin::Outbox(id)).unwrap();
+            assert_eq!(s.room(), 0);
+            s.acked(p);
+        }
+        let p = s.start(super::Origin::Outbox(5)).unwrap();
+        s.acked(p);
+        assert_eq!(s.room(), 8);
+    }
+
+    #[test]
+    fn the_first_unacked_is_by_send_order_not_by_id() {
+        let mut s = super::Session::new(4);
+        let a = s.start(super::Origin::Outbox(9)).unwrap();
+        s.start(super::Origin::Outbox(3)).unwrap();
+        s.start(super::Origin::Retained).unwrap();
+        assert_eq!(s.first_unacked_outbox(), Some(9));
+        s.acked(a);
+        assert_eq!(s.first_unacked_outbox(), Some(3));
+    }
+
     use super::*;
 
     #[test]

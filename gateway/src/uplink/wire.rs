@@ -35,16 +35,50 @@ const SEND_BUFFER: usize = 16 * 1024;
 /// write, so the uplink carries up to 256,000 publishes a second.
 const TURN: std::time::Duration = std::time::Duration::from_millis(2);
 
+/// How a connection was lost, and the outbox message sent first among
+/// those it left unacknowledged (the suspect when the broker closed the
+/// connection over a message it refuses).
+pub struct Lost {
+    /// Why.
+    pub error: ConnectionError,
+    /// The first unacknowledged outbox message, by id.
+    pub first_unacked: Option<u64>,
+    /// It was the only message in flight and the broker closed the
+    /// connection (not a timeout): the broker refused that message.
+    pub refused_alone: bool,
+}
+
 /// Serves one connection until it fails (`Err`) or a stop is asked for
 /// (`Ok`, after a DISCONNECT so the broker does not publish the Will).
+/// With `suspect` (the first unacknowledged message when the last
+/// connection was lost), it sends one publish at a time until that one is
+/// through (`Session::one_at_a_time`).
 pub async fn serve(
     stream: Box<dyn Stream>,
     incoming: BytesMut,
     parts: &Parts,
     stop: &mut watch::Receiver<bool>,
-) -> Result<(), ConnectionError> {
+    suspect: Option<u64>,
+) -> Result<(), Lost> {
     let mut wire = Wire::new(stream, incoming, parts);
+    if let Some(id) = suspect {
+        wire.session = Session::one_at_a_time(WINDOW, id);
+    }
     parts.retained.mark_all_dirty();
+    let served = turns(&mut wire, parts, stop).await;
+    served.map_err(|error| Lost {
+        refused_alone: wire.session.alone_in_flight()
+            && matches!(error, ConnectionError::Io { .. }),
+        error,
+        first_unacked: wire.session.first_unacked_outbox(),
+    })
+}
+
+async fn turns(
+    wire: &mut Wire<'_>,
+    parts: &Parts,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), ConnectionError> {
     let mut last_turn = Instant::now();
     loop {
         parts.shared.progress.fetch_add(1, Ordering::Relaxed);
@@ -90,7 +124,7 @@ impl<'a> Wire<'a> {
             incoming,
             out: BytesMut::with_capacity(SEND_BUFFER),
             session: Session::new(WINDOW),
-            encoder: Encoder::default(),
+            encoder: Encoder::new(parts.max_message_size),
             cursor: Cursor::default(),
             clock: KeepAlive::new(parts.options.keep_alive, Instant::now()),
             parts,
@@ -122,6 +156,7 @@ impl<'a> Wire<'a> {
             &parts.outbox,
             &parts.retained,
             &mut self.out,
+            &parts.reporter,
         );
         let in_flight = self.session.in_flight();
         parts.shared.in_flight.store(in_flight, Ordering::Relaxed);
@@ -159,7 +194,7 @@ impl<'a> Wire<'a> {
     }
 
     /// Says goodbye so the broker drops the Will, and closes the stream.
-    async fn disconnect(mut self) -> Result<(), ConnectionError> {
+    async fn disconnect(&mut self) -> Result<(), ConnectionError> {
         Disconnect.write(&mut self.out).ok();
         self.send().await?;
         self.writer.shutdown().await.ok();

@@ -41,6 +41,8 @@ pub struct Mosquitto {
     dir: PathBuf,
     port: u16,
     child: Option<Child>,
+    /// Config lines a test added (limits, say).
+    extra: String,
 }
 
 /// Finds the `mosquitto` binary.
@@ -70,6 +72,12 @@ fn unique_dir() -> PathBuf {
 impl Mosquitto {
     /// Starts a broker on a free port and waits until it accepts connections.
     pub async fn start() -> Result<Self, BrokerError> {
+        Self::start_with("").await
+    }
+
+    /// Like [`start`](Self::start), with `extra` lines appended to the
+    /// broker's config (e.g. `message_size_limit 1024`).
+    pub async fn start_with(extra: &str) -> Result<Self, BrokerError> {
         let binary = find_mosquitto().ok_or(BrokerError::NotFound)?;
         let dir = unique_dir();
         std::fs::create_dir_all(&dir)?;
@@ -82,6 +90,7 @@ impl Mosquitto {
                 dir: dir.clone(),
                 port: free_port()?,
                 child: None,
+                extra: extra.to_string(),
             };
             match m.spawn().await {
                 Ok(()) => return Ok(m),
@@ -102,8 +111,8 @@ impl Mosquitto {
             // messages) silently drops messages for a subscriber that falls
             // behind, and an observer counting deliveries must never be a
             // source of loss itself.
-            "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\nmax_queued_messages 0\nmax_queued_bytes 0\n",
-            self.port
+            "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\nmax_queued_messages 0\nmax_queued_bytes 0\n{}\n",
+            self.port, self.extra
         );
         std::fs::write(&conf, text)?;
         Ok(conf)

@@ -50,5 +50,25 @@ pub(super) fn upstream(
         topic_prefix,
         keep_alive,
         outbox_max_bytes: u.outbox_max_bytes.map_or(64 * 1024 * 1024, |s| s.0),
+        max_message_size: max_message_size(u, problems),
     })
+}
+
+/// MQTT's own limit on a packet's remaining length (256 MiB - 1).
+pub const MQTT_MAX_MESSAGE: u64 = 268_435_455;
+
+/// `max_message_size`: at least 1 KiB (a crash report must fit), at most
+/// MQTT's own limit, which is also the default.
+fn max_message_size(u: &RawUpstream, problems: &mut Vec<Problem>) -> u64 {
+    let Some(m) = &u.max_message_size else {
+        return MQTT_MAX_MESSAGE;
+    };
+    let n = m.get_ref().0;
+    if !(1024..=MQTT_MAX_MESSAGE).contains(&n) {
+        problems.push(
+            Problem::at(Some(m.span()), format!("max_message_size must be 1KiB to 256MiB (got {n} bytes)"))
+                .hint("set it to the broker's limit, e.g. max_message_size = \"128KiB\" for AWS IoT Core, or Mosquitto's message_size_limit"),
+        );
+    }
+    n.clamp(1024, MQTT_MAX_MESSAGE)
 }
