@@ -120,13 +120,15 @@ fn send(states: &[NotifyState<'_>]) {
 }
 
 fn summary(watched: &Watched) -> Summary {
-    Summary::new(
+    let mut summary = Summary::new(
         &watched.root.snapshot(),
         &watched.gateway.layout(),
         &[HANG_CHILD],
         watched.outbox.stats().depth,
         watched.uplink.is_connected(),
-    )
+    );
+    summary.down = watched.uplink.history().down();
+    summary
 }
 
 /// Waits for the tree to be up, says so, then keeps `STATUS=` current.

@@ -235,3 +235,45 @@ async fn nothing_is_sent_without_notify_socket() {
         output.1
     );
 }
+
+/// A broker that refuses every connection: `STATUS=` says since when the
+/// link is down and why, and the log warns once (then at most once a
+/// minute), instead of once and then never again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_broker_is_named_in_status_with_its_last_error() {
+    let dir = TempDir::new("systemd-down");
+    let config = header("down", support::free_port(), &dir.0.join("state"));
+    let socket_path = dir.0.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    let received: Received = Arc::default();
+    let sink = received.clone();
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while let Ok(n) = socket.recv(&mut buf).await {
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            let now = Instant::now();
+            sink.lock()
+                .unwrap()
+                .extend(text.lines().map(|l| (now, l.to_string())));
+        }
+    });
+    let _child = spawn_gateway(&dir, &config, &socket_path);
+    wait_for(
+        &received,
+        "a STATUS naming the refused connection",
+        10,
+        |l| {
+            l.iter().any(|l| {
+                l.contains("upstream: never connected (since ")
+                    && l.contains("UTC; last error: ")
+                    && l.contains("refused")
+            })
+        },
+    )
+    .await;
+    // Several attempts have failed by now (250 ms, then doubling).
+    sleep(Duration::from_secs(2)).await;
+    let log = std::fs::read_to_string(dir.0.join("gateway.log")).unwrap();
+    assert_eq!(log.matches("cannot connect upstream").count(), 1, "{log}");
+    reader.abort();
+}

@@ -18,6 +18,8 @@ pub struct Summary {
     pub outbox_depth: u64,
     /// Whether the upstream broker connection is up.
     pub connected: bool,
+    /// While it is down: since when and the last error.
+    pub down: Option<String>,
 }
 
 impl Summary {
@@ -72,10 +74,10 @@ impl Summary {
             self.restarting,
             self.quarantined,
             self.outbox_depth,
-            if self.connected {
-                "connected"
-            } else {
-                "disconnected"
+            match (&self.down, self.connected) {
+                (_, true) => "connected",
+                (Some(down), false) => down,
+                (None, false) => "disconnected",
             }
         )
     }

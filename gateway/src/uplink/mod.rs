@@ -265,6 +265,7 @@ async fn drive(parts: Parts, mut stop: watch::Receiver<bool>) {
     let mut failures = 0u32;
     let mut suspect = refused::Suspect::default();
     let mut last_first_unacked = None;
+    let mut failure_log = history::FailureLog::default();
     loop {
         parts.shared.progress.fetch_add(1, Ordering::Relaxed);
         if *stop.borrow() {
@@ -275,6 +276,7 @@ async fn drive(parts: Parts, mut stop: watch::Receiver<bool>) {
         {
             Ok((stream, incoming)) => {
                 failures = 0;
+                failure_log.connected();
                 tracing::info!(%broker, "upstream connected");
                 parts.shared.history.connected();
                 parts.shared.connected.store(true, Ordering::Relaxed);
@@ -310,11 +312,7 @@ async fn drive(parts: Parts, mut stop: watch::Receiver<bool>) {
             parts.shared.history.failed(&error);
             failures += 1;
             let delay = reconnect_delay(failures);
-            if failures == 1 || matches!(error, connection::ConnectionError::Refused(_)) {
-                tracing::warn!(%broker, %error, retry_in = ?delay, "cannot connect upstream; retrying with backoff");
-            } else {
-                tracing::debug!(%broker, %error, retry_in = ?delay, "cannot connect upstream");
-            }
+            failure_log.failed(&broker, &error, delay);
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = stop.changed() => {}
