@@ -50,6 +50,24 @@ async fn wait_for(received: &Received, what: &str, secs: u64, done: impl Fn(&[St
     }
 }
 
+/// Binds the fake service manager's socket at `path` and records every
+/// line the gateway sends to it.
+fn notify_socket(path: &std::path::Path) -> (Received, tokio::task::JoinHandle<()>) {
+    let socket = UnixDatagram::bind(path).unwrap();
+    let received: Received = Arc::default();
+    let sink = received.clone();
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while let Ok(n) = socket.recv(&mut buf).await {
+            let now = Instant::now();
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            let mut sink = sink.lock().unwrap();
+            sink.extend(text.lines().map(|l| (now, l.to_string())));
+        }
+    });
+    (received, reader)
+}
+
 /// A TCP sensor that sends a reading every 200 ms to whoever connects.
 async fn sensor() -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -98,18 +116,7 @@ async fn ready_status_watchdog_until_the_tree_hangs_then_stopping_on_sigterm() {
         header("notify-gw", broker.port(), &dir.0.join("state"))
     );
     let socket_path = dir.0.join("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    let received: Received = Arc::default();
-    let sink = received.clone();
-    let reader = tokio::spawn(async move {
-        let mut buf = vec![0u8; 4096];
-        while let Ok(n) = socket.recv(&mut buf).await {
-            let now = Instant::now();
-            let text = String::from_utf8_lossy(&buf[..n]).to_string();
-            let mut sink = sink.lock().unwrap();
-            sink.extend(text.lines().map(|l| (now, l.to_string())));
-        }
-    });
+    let (received, reader) = notify_socket(&socket_path);
     let mut child = spawn_gateway(&dir, &config, &socket_path);
     let pid = Pid::from_raw(child.id().unwrap() as i32);
     let log = || std::fs::read_to_string(dir.0.join("gateway.log")).unwrap_or_default();
@@ -244,19 +251,7 @@ async fn an_unreachable_broker_is_named_in_status_with_its_last_error() {
     let dir = TempDir::new("systemd-down");
     let config = header("down", support::free_port(), &dir.0.join("state"));
     let socket_path = dir.0.join("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    let received: Received = Arc::default();
-    let sink = received.clone();
-    let reader = tokio::spawn(async move {
-        let mut buf = vec![0u8; 4096];
-        while let Ok(n) = socket.recv(&mut buf).await {
-            let text = String::from_utf8_lossy(&buf[..n]).to_string();
-            let now = Instant::now();
-            sink.lock()
-                .unwrap()
-                .extend(text.lines().map(|l| (now, l.to_string())));
-        }
-    });
+    let (received, reader) = notify_socket(&socket_path);
     let _child = spawn_gateway(&dir, &config, &socket_path);
     wait_for(
         &received,
