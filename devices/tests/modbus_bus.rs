@@ -70,14 +70,15 @@ fn two_units(slow: Duration) -> ModbusSim {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_tcp_reply_is_dropped_and_counted() {
-    let sim = two_units(Duration::from_millis(300));
+    // Generous times: CI also runs this under qemu-user, ten times slower.
+    let sim = two_units(Duration::from_millis(1000));
     let server = sim.serve_tcp().await.unwrap();
     let mut bus = Bus::new(BusConfig {
         endpoint: Endpoint::Tcp {
             address: server.addr().to_string(),
             connect_timeout: Duration::from_secs(1),
         },
-        timeout: Duration::from_millis(150),
+        timeout: Duration::from_millis(700),
         retries: 0,
         delay_between: Duration::ZERO,
     });

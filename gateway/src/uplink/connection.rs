@@ -63,7 +63,11 @@ fn refusal(code: ConnectReturnCode) -> &'static str {
         ConnectReturnCode::BadUserNamePassword => {
             "bad user name or password; check upstream.username and password_file"
         }
-        ConnectReturnCode::NotAuthorized => "not authorised; check the broker's ACL",
+        // Mosquitto answers a wrong password with this code, not the one
+        // above.
+        ConnectReturnCode::NotAuthorized => {
+            "not authorised: a wrong user name or password, or the broker refuses this client; check upstream.username, password_file and the broker's ACL"
+        }
     }
 }
 

@@ -69,6 +69,10 @@ struct Shared {
 /// What the connection task works with.
 struct Parts {
     options: ConnectOptions,
+    /// What `options` were made from: made again before every connection
+    /// attempt, so a password or CA file changed on disk is used without a
+    /// restart.
+    source: OptionsSource,
     outbox: Outbox,
     retained: Arc<Retained>,
     shared: Arc<Shared>,
@@ -76,6 +80,28 @@ struct Parts {
     reporter: Reporter,
     /// `upstream.max_message_size`: larger messages are never sent.
     max_message_size: usize,
+}
+
+/// The inputs of [`options::connect_options`].
+struct OptionsSource {
+    upstream: UpstreamConfig,
+    will_topic: String,
+    will: Vec<u8>,
+}
+
+impl Parts {
+    /// Reads the credential and certificate files again. A file that cannot
+    /// be used now (unreadable, or readable by every user) is reported and
+    /// the options made last are kept.
+    fn refresh_options(&mut self) {
+        let s = &self.source;
+        match options::connect_options(&s.upstream, s.will_topic.clone(), s.will.clone()) {
+            Ok(options) => self.options = options,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the upstream credentials again; using the ones read before");
+            }
+        }
+    }
 }
 
 /// A running uplink.
@@ -99,12 +125,17 @@ impl Uplink {
         outbox: Outbox,
         reporter: Reporter,
     ) -> Result<Self, OptionsError> {
-        let options = options::connect_options(upstream, will_topic, will)?;
+        let options = options::connect_options(upstream, will_topic.clone(), will.clone())?;
         let shared = Arc::new(Shared::default());
         let retained = Arc::new(Retained::default());
         let (stop, stopped) = watch::channel(false);
         let parts = Parts {
             options,
+            source: OptionsSource {
+                upstream: upstream.clone(),
+                will_topic,
+                will,
+            },
             outbox: outbox.clone(),
             retained: retained.clone(),
             shared: shared.clone(),
@@ -260,7 +291,7 @@ fn spawn_own_thread(parts: Parts, stopped: watch::Receiver<bool>) -> JoinHandle<
 
 /// Connects, serves the connection, and reconnects with backoff after a
 /// failure, until a stop is asked for.
-async fn drive(parts: Parts, mut stop: watch::Receiver<bool>) {
+async fn drive(mut parts: Parts, mut stop: watch::Receiver<bool>) {
     let broker = format!("{}:{}", parts.options.host, parts.options.port);
     let mut failures = 0u32;
     let mut suspect = refused::Suspect::default();
@@ -270,6 +301,9 @@ async fn drive(parts: Parts, mut stop: watch::Receiver<bool>) {
         parts.shared.progress.fetch_add(1, Ordering::Relaxed);
         if *stop.borrow() {
             return;
+        }
+        if failures > 0 {
+            parts.refresh_options();
         }
         let result: Result<(), connection::ConnectionError> = match connection::open(&parts.options)
             .await
