@@ -45,6 +45,7 @@ fn upstream(port: u16) -> UpstreamConfig {
         topic_prefix: "edgevisor".into(),
         keep_alive: Duration::from_secs(30),
         outbox_max_bytes: 256 << 20,
+        client_cert: None,
         max_message_size: 1 << 28,
     }
 }

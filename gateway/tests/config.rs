@@ -338,3 +338,24 @@ fn check_exits_2_with_file_line_col_and_0_with_a_summary() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the config file"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_client_certificate_needs_its_key_and_a_tls_broker() {
+    let text = "[gateway]\nid = \"gw\"\n\n[upstream]\nurl = \"mqtt://127.0.0.1:1883\"\nclient_cert_file = \"/etc/edgevisor/client.crt\"\n";
+    let errs = located(text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!((errs[0].0, errs[0].1), (6, 20));
+    assert_eq!(
+        errs[0].2,
+        "client_cert_file and client_key_file go together"
+    );
+    let text = format!("{text}client_key_file = \"/etc/edgevisor/client.key\"\n");
+    let errs = located(&text);
+    assert_eq!(errs[0].2, "a client certificate needs a TLS broker");
+    let ok = text
+        .replace("mqtt://", "mqtts://")
+        .replace(":1883", ":8883");
+    let config = Config::parse(Path::new("t.toml"), &ok).unwrap();
+    let client = config.upstream.client_cert.unwrap();
+    assert_eq!(client.key_file, Path::new("/etc/edgevisor/client.key"));
+}

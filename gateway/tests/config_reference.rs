@@ -347,6 +347,17 @@ fn file(place: Place<'_>, key: &str, value: Option<&Value>) -> String {
         Some(v) => target.insert(key.to_string(), v.clone()),
         None => target.remove(key),
     };
+    // A client certificate comes with its key (and the other way round),
+    // on a TLS broker.
+    let partner = match (place.table, key, value) {
+        ("[upstream]", "client_cert_file", Some(_)) => Some("client_key_file"),
+        ("[upstream]", "client_key_file", Some(_)) => Some("client_cert_file"),
+        _ => None,
+    };
+    if let Some(partner) = partner {
+        upstream.insert(partner.into(), "/etc/edgevisor/partner.pem".into());
+        upstream.insert("url".into(), "mqtts://127.0.0.1:8883".into());
+    }
     let set_here = |table: &str, k: &str| place.table == table && key == k;
     if !set_here("[[sensor.unit]]", "registers") {
         unit.insert("registers".into(), Value::Array(vec![entry.into()]));

@@ -170,3 +170,121 @@ async fn readings_reach_a_tls_broker_whose_ca_is_configured() {
     );
     let _ = broker.kill().await;
 }
+
+/// A client certificate for the gateway, signed by the test CA.
+fn make_client_certificate(dir: &Path) -> bool {
+    std::fs::write(
+        dir.join("client.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    let made = openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+            "-subj",
+            "/CN=edgevisor-gateway",
+        ],
+    ) && openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "client.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "client.ext",
+        ],
+    );
+    use std::os::unix::fs::PermissionsExt;
+    made && std::fs::set_permissions(
+        dir.join("client.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_requires_a_client_certificate_gets_the_configured_one() {
+    let dir = TempDir::new("mtls");
+    let (Some(broker_bin), true) = (
+        mosquitto(),
+        make_certificates(&dir.0) && make_client_certificate(&dir.0),
+    ) else {
+        eprintln!("SKIPPED: needs the mosquitto and openssl commands");
+        return;
+    };
+    let (plain, mtls) = (free_port(), free_port());
+    let conf = dir.0.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "per_listener_settings false\nallow_anonymous true\npersistence false\nlog_dest none\nlistener {plain} 127.0.0.1\nlistener {mtls} 127.0.0.1\ncafile {0}/ca.crt\ncertfile {0}/server.crt\nkeyfile {0}/server.key\nrequire_certificate true\n",
+            dir.0.display()
+        ),
+    )
+    .unwrap();
+    let mut broker = tokio::process::Command::new(broker_bin)
+        .arg("-c")
+        .arg(&conf)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let upstream = Upstream::connect(plain).await;
+    let sim = TcpSensorServer::start(SimConfig::new(CodecKind::Lines, 20.0))
+        .await
+        .unwrap();
+    let config = |gateway: &str, client: bool| {
+        let client = if client {
+            format!(
+                "client_cert_file = \"{0}/client.crt\"\nclient_key_file = \"{0}/client.key\"\n",
+                dir.0.display()
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "[gateway]\nid = \"{gateway}\"\nstate_dir = \"{}\"\n\n[upstream]\nurl = \"mqtts://localhost:{mtls}\"\nca_file = \"{}\"\n{client}keep_alive = \"5s\"\n\n[[sensor]]\nid = \"w\"\ntransport = \"tcp\"\naddress = \"{}\"\ncodec = \"lines\"\n",
+            dir.0.join(gateway).display(),
+            dir.0.join("ca.crt").display(),
+            sim.addr()
+        )
+    };
+    let with = TempDir::new("mtls-with");
+    let mut gateway = Gateway::start_in(with, &config("certified", true)).await;
+    upstream
+        .wait("readings over mutual TLS", 15, |m| {
+            m.iter()
+                .filter(|m| m.topic == "edgevisor/certified/telemetry/w")
+                .count()
+                >= 5
+        })
+        .await;
+    gateway.signal(Signal::SIGTERM);
+    assert_eq!(gateway.exit_code(20).await, Some(0));
+
+    let without = TempDir::new("mtls-without");
+    let gateway = Gateway::start_in(without, &config("anonymous", false)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(upstream.on("anonymous/telemetry/w").is_empty());
+    let log = gateway.log();
+    assert!(log.contains("cannot connect upstream"), "{log}");
+    let _ = broker.kill().await;
+}

@@ -107,6 +107,8 @@ pub struct UpstreamConfig {
     pub password_file: Option<PathBuf>,
     /// Extra CA certificates (PEM) for `mqtts://`.
     pub ca_file: Option<PathBuf>,
+    /// Client certificate and key (PEM) for a broker that requires one.
+    pub client_cert: Option<ClientCert>,
     /// Default `edgevisor`.
     pub topic_prefix: String,
     /// Default 30 s.
@@ -115,6 +117,15 @@ pub struct UpstreamConfig {
     pub outbox_max_bytes: u64,
     /// Largest PUBLISH to send; default MQTT's own limit (256 MiB).
     pub max_message_size: u64,
+}
+
+/// A TLS client certificate and its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    /// PEM certificate, or chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 /// A resolved restart policy.

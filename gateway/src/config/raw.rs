@@ -81,6 +81,10 @@ pub struct RawUpstream {
     pub password_file: Option<PathBuf>,
     /// PEM file of extra CA certificates for `mqtts://`.
     pub ca_file: Option<PathBuf>,
+    /// PEM certificate (chain) the gateway shows a broker that asks for one.
+    pub client_cert_file: Option<Spanned<PathBuf>>,
+    /// PEM private key of `client_cert_file`.
+    pub client_key_file: Option<Spanned<PathBuf>>,
     pub topic_prefix: Option<Spanned<String>>,
     pub keep_alive: Option<Spanned<Dur>>,
     pub outbox_max_bytes: Option<Size>,

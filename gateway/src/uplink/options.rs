@@ -9,7 +9,7 @@ use std::time::Duration;
 use rumqttc::mqttbytes::v4::{Connect, LastWill};
 use rumqttc::mqttbytes::QoS;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::UpstreamConfig;
 
@@ -109,6 +109,53 @@ fn read_password(path: &std::path::Path) -> Result<String, OptionsError> {
     Ok(text.trim_end_matches(['\r', '\n']).to_string())
 }
 
+/// The client certificate chain and its key. A key any user may read is
+/// refused, like a password file.
+fn client_identity(
+    client: &crate::config::ClientCert,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), OptionsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let (cert, key) = (&client.cert_file, &client.key_file);
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| {
+            OptionsError::Tls(format!(
+                "cannot read client_cert_file {}: {e}",
+                cert.display()
+            ))
+        })?;
+    if chain.is_empty() {
+        return Err(OptionsError::Tls(format!(
+            "client_cert_file {} holds no certificate",
+            cert.display()
+        )));
+    }
+    let mode = std::fs::metadata(key)
+        .map_err(|e| {
+            OptionsError::Tls(format!(
+                "cannot read client_key_file {}: {e}",
+                key.display()
+            ))
+        })?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o004 != 0 {
+        return Err(OptionsError::Tls(format!(
+            "client_key_file {} is readable by every user (mode {mode:03o}); run `chmod 600 {}`",
+            key.display(),
+            key.display()
+        )));
+    }
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        OptionsError::Tls(format!(
+            "cannot read client_key_file {}: {e}",
+            key.display()
+        ))
+    })?;
+    Ok((chain, private))
+}
+
 fn connect_keep_alive(upstream: &UpstreamConfig) -> u16 {
     u16::try_from(upstream.keep_alive.as_secs().max(1)).unwrap_or(u16::MAX)
 }
@@ -135,11 +182,19 @@ fn tls(upstream: &UpstreamConfig) -> Result<Arc<rustls::ClientConfig>, OptionsEr
         ));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| OptionsError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match &upstream.client_cert {
+        None => builder.with_no_client_auth(),
+        Some(client) => {
+            let (chain, key) = client_identity(client)?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| OptionsError::Tls(format!("client certificate: {e}")))?
+        }
+    };
     Ok(Arc::new(config))
 }
 
@@ -159,6 +214,7 @@ mod tests {
             username: Some("barn".into()),
             password_file,
             ca_file: None,
+            client_cert: None,
             topic_prefix: "edgevisor".into(),
             keep_alive: std::time::Duration::from_secs(30),
             outbox_max_bytes: 1 << 20,

@@ -47,6 +47,7 @@ pub(super) fn upstream(
         username: u.username.clone(),
         password_file: u.password_file.clone(),
         ca_file: u.ca_file.clone(),
+        client_cert: client_cert(u, problems),
         topic_prefix,
         keep_alive,
         outbox_max_bytes: u.outbox_max_bytes.map_or(64 * 1024 * 1024, |s| s.0),
@@ -71,4 +72,34 @@ fn max_message_size(u: &RawUpstream, problems: &mut Vec<Problem>) -> u64 {
         );
     }
     n.clamp(1024, MQTT_MAX_MESSAGE)
+}
+
+/// `client_cert_file` and `client_key_file`, which go together and only
+/// with `mqtts://`.
+fn client_cert(u: &RawUpstream, problems: &mut Vec<Problem>) -> Option<super::super::ClientCert> {
+    match (&u.client_cert_file, &u.client_key_file) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            if !u.url.get_ref().starts_with("mqtts://") {
+                problems.push(
+                    Problem::at(Some(cert.span()), "a client certificate needs a TLS broker")
+                        .hint("use url = \"mqtts://host:8883\", or remove client_cert_file and client_key_file"),
+                );
+            }
+            Some(super::super::ClientCert {
+                cert_file: cert.get_ref().clone(),
+                key_file: key.get_ref().clone(),
+            })
+        }
+        (Some(one), None) | (None, Some(one)) => {
+            problems.push(
+                Problem::at(
+                    Some(one.span()),
+                    "client_cert_file and client_key_file go together",
+                )
+                .hint("set both: the certificate and its private key, as PEM files"),
+            );
+            None
+        }
+    }
 }
