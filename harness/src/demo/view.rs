@@ -105,7 +105,7 @@ fn crash_line(json: &Value) -> String {
             .as_str()
             .unwrap_or("")
             .chars()
-            .take(48)
+            .take(96)
             .collect::<String>(),
         evidence
     )
