@@ -32,6 +32,12 @@ fn outbox(action: OutboxAction) -> ExitCode {
     match edgevisor::outbox::inspect::command(&config.gateway.state_dir, verify) {
         Ok((text, true)) => {
             print!("{text}");
+            if !verify {
+                // What the file cannot tell: whether the messages can leave.
+                if let Ok(line) = block_on(edgevisor::status::upstream_line(&config)) {
+                    println!("{line}");
+                }
+            }
             ExitCode::SUCCESS
         }
         Ok((text, false)) => {

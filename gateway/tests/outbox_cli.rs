@@ -65,6 +65,11 @@ fn stats_counts_and_verify_checks_integrity() {
             .any(|l| l.starts_with("total") && l.contains(" 3 messages")),
         "{text}"
     );
+    // No service runs here: the file alone cannot say whether it drains.
+    assert!(
+        text.contains("upstream: no running service answered"),
+        "{text}"
+    );
     let (code, text) = run(&["outbox", "verify"], &config);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("integrity ok"), "{text}");

@@ -270,5 +270,16 @@ async fn an_unreachable_broker_is_named_in_status_with_its_last_error() {
     sleep(Duration::from_secs(2)).await;
     let log = std::fs::read_to_string(dir.0.join("gateway.log")).unwrap();
     assert_eq!(log.matches("cannot connect upstream").count(), 1, "{log}");
+    // `outbox stats` says the same, from the running service.
+    let stats = std::process::Command::new(env!("CARGO_BIN_EXE_edgevisor"))
+        .args(["outbox", "stats", "--config"])
+        .arg(dir.0.join("edgevisor.toml"))
+        .output()
+        .unwrap();
+    let stats = String::from_utf8_lossy(&stats.stdout);
+    assert!(
+        stats.contains(": never connected (since ") && stats.contains("last error: "),
+        "{stats}"
+    );
     reader.abort();
 }

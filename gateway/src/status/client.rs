@@ -75,6 +75,27 @@ pub async fn command(options: &Options) -> Result<(), StatusError> {
     }
 }
 
+/// One line about the upstream link from the running service, for
+/// `edgevisor outbox stats`: connected, or since when it is down and why;
+/// or that no service answered (the file alone cannot tell).
+pub async fn upstream_line(config: &Config) -> String {
+    let env = std::env::var_os("RUNTIME_DIRECTORY");
+    let sockets = candidates(env, Some(&config.gateway.state_dir));
+    let doc = match fetch(&sockets, None).await {
+        Ok((_, text)) => serde_json::from_str::<Value>(&text).ok(),
+        Err(_) => None,
+    };
+    let Some(uplink) = doc.as_ref().map(|d| &d["uplink"]) else {
+        return "upstream: no running service answered (`edgevisor status` says why)".into();
+    };
+    let broker = uplink["broker"].as_str().unwrap_or("the broker");
+    match (uplink["connected"].as_bool(), uplink["down"].as_str()) {
+        (Some(true), _) => format!("upstream: connected to {broker}"),
+        (_, Some(down)) => format!("upstream: {broker}: {down}"),
+        _ => format!("upstream: not connected to {broker}"),
+    }
+}
+
 async fn show(options: &Options) -> Result<(), StatusError> {
     let (sockets, config_note) = match &options.socket {
         Some(path) => (vec![path.clone()], None),

@@ -25,7 +25,7 @@ use edgevisor_runtime::SupervisorHandle;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-pub use client::{command, Options, StatusError};
+pub use client::{command, upstream_line, Options, StatusError};
 pub use render::render;
 pub use socket::{service_socket, start, BindError, RUNTIME_DIR, SOCKET_FILE};
 
@@ -80,6 +80,8 @@ struct UplinkView<'a> {
     connects: u64,
     last_error: Option<String>,
     last_error_at: Option<String>,
+    /// While down: since when and why, as `STATUS=` says it.
+    down: Option<String>,
     acked: u64,
 }
 
@@ -95,6 +97,7 @@ struct OutboxView {
 /// The status document now, as the socket sends it.
 pub fn document(sources: &Sources) -> Vec<u8> {
     let history = sources.uplink.history();
+    let down = history.down().filter(|_| !sources.uplink.is_connected());
     let (last_error_at, last_error) = match history.last_error {
         Some((at, error)) => (Some(payload::timestamp(at)), Some(error)),
         None => (None, None),
@@ -116,6 +119,7 @@ pub fn document(sources: &Sources) -> Vec<u8> {
             connects: history.connects,
             last_error,
             last_error_at,
+            down,
             acked: sources.uplink.acked(),
         },
         outbox: OutboxView {
