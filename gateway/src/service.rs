@@ -99,7 +99,7 @@ impl Service {
         tracing::info!(gateway = %config.gateway.id, boot, upstream = %config.upstream.url, "starting");
         let supervisor = Supervisor::new("root", tree::root(&config, &gateway))
             .context("the config describes an invalid tree")?
-            .event_capacity(tree::event_capacity(config.sensors().count()));
+            .event_capacity(tree::event_capacity(config.sensor_count()));
         let events = supervisor.subscribe();
         let root = supervisor.spawn();
         let mut background = Background::default();

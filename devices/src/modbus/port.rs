@@ -132,8 +132,9 @@ impl Bus {
             sleep_until(last + self.config.delay_between).await;
         }
         if self.unsettled && matches!(self.port, Some(Port::Tcp(_))) {
-            // A TCP try was abandoned or timed out twice over: its reply
-            // may still come on this connection, so a new one is used.
+            // A TCP try was abandoned half-way (its future dropped): its
+            // request may be half-written and its reply may still come on
+            // this connection, so a new one is used.
             self.port = None;
         }
         if self.port.is_none() {

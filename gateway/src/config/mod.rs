@@ -288,6 +288,17 @@ impl Config {
         }
     }
 
+    /// How many sensors report telemetry: a Modbus bus counts its units,
+    /// each a sensor of its own.
+    pub fn sensor_count(&self) -> usize {
+        self.sensors()
+            .map(|s| match &s.link {
+                LinkConfig::Modbus(m) => m.units.len(),
+                _ => 1,
+            })
+            .sum()
+    }
+
     /// Every sensor, grouped or not, in tree order.
     pub fn sensors(&self) -> impl Iterator<Item = &Arc<SensorConfig>> {
         self.children.iter().flat_map(|child| match child {

@@ -94,7 +94,7 @@ fn sensor(out: &mut String, s: &SensorConfig, indent: usize) {
 /// The tree `config` describes, as text.
 pub fn summary(config: &Config) -> String {
     let mut out = String::new();
-    let sensors = config.sensors().count();
+    let sensors = config.sensor_count();
     let _ = writeln!(
         out,
         "{}: valid; gateway {} with {sensors} sensor(s), upstream {} (prefix {}/{}), state in {}",
