@@ -4,6 +4,7 @@
 
 pub mod boot;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod logs;
 pub mod outbox;

@@ -65,6 +65,9 @@ pub struct TelemetryEnvelope {
     head: String,
     /// `,"codec":C,"data":`
     codec: String,
+    /// The same after `,"clock":"unsynced"`, used while the system clock is
+    /// not synchronised (`crate::clock`).
+    codec_unsynced: String,
 }
 
 impl TelemetryEnvelope {
@@ -77,6 +80,10 @@ impl TelemetryEnvelope {
                 json_string(sensor)
             ),
             codec: format!(r#","codec":{},"data":"#, json_string(codec)),
+            codec_unsynced: format!(
+                r#","clock":"unsynced","codec":{},"data":"#,
+                json_string(codec)
+            ),
         }
     }
 
@@ -97,7 +104,12 @@ impl TelemetryEnvelope {
         out.put_slice(Self::TS);
         out.put_slice(ts.as_bytes());
         out.put_u8(b'"');
-        out.put_slice(self.codec.as_bytes());
+        let tail = if crate::clock::unsynced() {
+            &self.codec_unsynced
+        } else {
+            &self.codec
+        };
+        out.put_slice(tail.as_bytes());
         out.put_slice(data.as_bytes());
         out.put_u8(b'}');
     }
@@ -111,7 +123,7 @@ impl TelemetryEnvelope {
             + Self::TS.len()
             + ts.len()
             + 1
-            + self.codec.len()
+            + self.codec_unsynced.len()
             + data.len()
             + 1
     }

@@ -96,6 +96,7 @@ impl Service {
             outbox.clone(),
         );
         gateway.set_layout(Layout::of(&config));
+        crate::clock::check();
         tracing::info!(gateway = %config.gateway.id, boot, upstream = %config.upstream.url, "starting");
         let supervisor = Supervisor::new("root", tree::root(&config, &gateway))
             .context("the config describes an invalid tree")?
@@ -103,6 +104,7 @@ impl Service {
         let events = supervisor.subscribe();
         let root = supervisor.spawn();
         let mut background = Background::default();
+        crate::clock::watch(&mut background);
         let tree = root.clone();
         let (reporting, linked) = (gateway.clone(), uplink.clone());
         let crashes = Arc::new(reports::RecentCrashes::new(status::RECENT_CRASHES));

@@ -337,3 +337,37 @@ async fn sighup_restarts_only_the_changed_sensor() {
     gateway.signal(Signal::SIGTERM);
     assert_eq!(gateway.exit_code(20).await, Some(0));
 }
+
+/// Until the system clock is known to be synchronised, telemetry says so
+/// (`EDGEVISOR_CLOCK` stands in for systemd's answer here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsynchronised_clock_is_flagged_in_telemetry() {
+    let broker = Mosquitto::start().await.unwrap();
+    let upstream = Upstream::connect(broker.port()).await;
+    let sim = TcpSensorServer::start(SimConfig::new(CodecKind::Lines, 50.0))
+        .await
+        .unwrap();
+    let dir = TempDir::new("e2e-clock");
+    let config = header("gw9", broker.port(), &dir.0.join("state"))
+        + &tcp_sensor("weather", sim.addr(), "lines", "");
+    let gateway = Gateway::start_with_env(dir, &config, &[("EDGEVISOR_CLOCK", "unsynced")]).await;
+    upstream
+        .wait("readings", 10, |m| {
+            m.iter()
+                .filter(|m| m.topic == "edgevisor/gw9/telemetry/weather")
+                .count()
+                >= 3
+        })
+        .await;
+    for m in upstream.on("telemetry/weather") {
+        assert_eq!(m.json["clock"], "unsynced", "{}", m.raw);
+        assert!(
+            m.raw.contains(r#"Z","clock":"unsynced","codec":"lines""#),
+            "{}",
+            m.raw
+        );
+    }
+    assert!(gateway
+        .log()
+        .contains("the system clock is not synchronised"));
+}

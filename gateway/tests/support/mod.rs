@@ -217,6 +217,11 @@ impl Gateway {
     /// Writes `config` into `dir` and starts the gateway on it (again, for
     /// a restart).
     pub async fn start_in(dir: TempDir, config: &str) -> Self {
+        Self::start_with_env(dir, config, &[]).await
+    }
+
+    /// Like [`start_in`](Self::start_in), with extra environment variables.
+    pub async fn start_with_env(dir: TempDir, config: &str, env: &[(&str, &str)]) -> Self {
         let path = dir.0.join("edgevisor.toml");
         std::fs::write(&path, config).unwrap();
         let log = std::fs::OpenOptions::new()
@@ -228,6 +233,10 @@ impl Gateway {
             .args(["run", "--config"])
             .arg(&path)
             .env("RUST_LOG", "info")
+            // Tests see the same payloads whatever this machine's clock
+            // service says (a test that wants otherwise overrides it).
+            .env("EDGEVISOR_CLOCK", "synced")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .kill_on_drop(true)
