@@ -96,6 +96,34 @@ fn mosquitto() -> Option<std::path::PathBuf> {
     edgevisor_harness::sim::broker::find_mosquitto()
 }
 
+/// A Mosquitto with a plain listener (for the test's observer) and a TLS
+/// one with the test CA's server certificate, plus `tls_extra` lines for
+/// the TLS listener; returns it with the two ports.
+async fn tls_broker(
+    binary: std::path::PathBuf,
+    dir: &Path,
+    tls_extra: &str,
+) -> (tokio::process::Child, u16, u16) {
+    let (plain, tls) = (free_port(), free_port());
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "per_listener_settings false\nallow_anonymous true\npersistence false\nlog_dest none\nlistener {plain} 127.0.0.1\nlistener {tls} 127.0.0.1\ncafile {0}/ca.crt\ncertfile {0}/server.crt\nkeyfile {0}/server.key\n{tls_extra}",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let broker = tokio::process::Command::new(binary)
+        .arg("-c")
+        .arg(&conf)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    (broker, plain, tls)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_reach_a_tls_broker_whose_ca_is_configured() {
     let dir = TempDir::new("tls");
@@ -103,23 +131,7 @@ async fn readings_reach_a_tls_broker_whose_ca_is_configured() {
         eprintln!("SKIPPED: needs the mosquitto and openssl commands");
         return;
     };
-    let (plain, tls) = (free_port(), free_port());
-    let conf = dir.0.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "per_listener_settings false\nallow_anonymous true\npersistence false\nlog_dest none\nlistener {plain} 127.0.0.1\nlistener {tls} 127.0.0.1\ncafile {0}/ca.crt\ncertfile {0}/server.crt\nkeyfile {0}/server.key\n",
-            dir.0.display()
-        ),
-    )
-    .unwrap();
-    let mut broker = tokio::process::Command::new(broker_bin)
-        .arg("-c")
-        .arg(&conf)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (mut broker, plain, tls) = tls_broker(broker_bin, &dir.0, "").await;
     let upstream = Upstream::connect(plain).await;
     let sim = TcpSensorServer::start(SimConfig::new(CodecKind::Lines, 20.0))
         .await
@@ -230,23 +242,8 @@ async fn a_broker_that_requires_a_client_certificate_gets_the_configured_one() {
         eprintln!("SKIPPED: needs the mosquitto and openssl commands");
         return;
     };
-    let (plain, mtls) = (free_port(), free_port());
-    let conf = dir.0.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "per_listener_settings false\nallow_anonymous true\npersistence false\nlog_dest none\nlistener {plain} 127.0.0.1\nlistener {mtls} 127.0.0.1\ncafile {0}/ca.crt\ncertfile {0}/server.crt\nkeyfile {0}/server.key\nrequire_certificate true\n",
-            dir.0.display()
-        ),
-    )
-    .unwrap();
-    let mut broker = tokio::process::Command::new(broker_bin)
-        .arg("-c")
-        .arg(&conf)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (mut broker, plain, mtls) =
+        tls_broker(broker_bin, &dir.0, "require_certificate true\n").await;
     let upstream = Upstream::connect(plain).await;
     let sim = TcpSensorServer::start(SimConfig::new(CodecKind::Lines, 20.0))
         .await
