@@ -63,3 +63,39 @@ async fn a_password_fixed_on_disk_is_used_at_the_next_attempt() {
     wait_log(&gateway, "upstream connected", 15).await;
     assert!(!gateway.log().contains("secret"), "{}", gateway.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_tries_a_fixed_password_at_once_not_after_the_backoff() {
+    let dir = TempDir::new("credentials-hup");
+    let users = dir.0.join("mosquitto-users");
+    let made = Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(&users)
+        .args(["barn", "right-secret"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let broker = Mosquitto::start_with(&format!(
+        "allow_anonymous false\npassword_file {}",
+        users.display()
+    ))
+    .await
+    .unwrap();
+    let secret = dir.0.join("password");
+    write_secret(&secret, "wrong-secret");
+    let config = header("cred2", broker.port(), &dir.0.join("state")).replace(
+        "keep_alive = \"5s\"\n",
+        &format!(
+            "keep_alive = \"5s\"\nusername = \"barn\"\npassword_file = \"{}\"\n",
+            secret.display()
+        ),
+    );
+    let gateway = Gateway::start_in(dir, &config).await;
+    // Six failed attempts: the backoff is 4 to 8 s by now.
+    tokio::time::sleep(Duration::from_millis(7500)).await;
+    assert!(!gateway.log().contains("upstream connected"));
+    write_secret(&secret, "right-secret");
+    gateway.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_log(&gateway, "upstream connected", 2).await;
+    assert!(gateway.log().contains("SIGHUP: trying upstream again now"));
+}

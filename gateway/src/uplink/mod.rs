@@ -64,6 +64,9 @@ struct Shared {
     acked: AtomicU64,
     /// Last connection and last error.
     history: history::History,
+    /// Ends a reconnect backoff early (SIGHUP: the credentials may have
+    /// been fixed on disk).
+    retry_now: tokio::sync::Notify,
 }
 
 /// What the connection task works with.
@@ -162,6 +165,15 @@ impl Uplink {
     /// keeping on the broker).
     pub fn set_retained_rendered(&self, topic: String, render: Render) {
         self.retained.set_rendered(topic, render);
+    }
+
+    /// While the broker cannot be reached: tries again now, with the
+    /// credential files read again, instead of at the end of the backoff.
+    /// For SIGHUP, after an operator fixed a password or certificate.
+    pub fn retry_now(&self) {
+        if !self.is_connected() {
+            self.shared.retry_now.notify_one();
+        }
     }
 
     /// True while the broker connection is up.
@@ -349,6 +361,9 @@ async fn drive(mut parts: Parts, mut stop: watch::Receiver<bool>) {
             failure_log.failed(&broker, &error, delay);
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
+                _ = parts.shared.retry_now.notified() => {
+                    tracing::info!(%broker, "SIGHUP: trying upstream again now");
+                }
                 _ = stop.changed() => {}
             }
         }
