@@ -143,16 +143,21 @@ pub fn fill(
             // a fresh cursor on the next connection sends the message.
             break;
         };
+        let bytes = message.payload.len();
         if encoder.encode(out, &message.topic, message.payload, pkid, false) {
             sent += 1;
         } else {
             session.acked(pkid);
-            undeliverable.push(message.id);
+            undeliverable.push((message.id, message.topic, bytes));
         }
     }
     // A message that cannot be sent would block the outbox forever.
-    for id in undeliverable {
-        super::refused::set_aside(outbox, reporter, id, &encoder.too_big());
+    for (id, topic, bytes) in undeliverable {
+        let described = super::refused::Described {
+            topic: &topic,
+            bytes,
+        };
+        super::refused::set_aside(outbox, reporter, id, Some(described), &encoder.too_big());
     }
     sent
 }

@@ -79,6 +79,13 @@ impl FailureLog {
         self.unreported = 0;
     }
 
+    /// A warning about the link was just logged (a lost connection): the
+    /// attempts that follow within the minute are not news.
+    pub(super) fn warned(&mut self) {
+        self.last_warned = Some(tokio::time::Instant::now());
+        self.unreported = 0;
+    }
+
     /// Connected: the next failure is news again.
     pub(super) fn connected(&mut self) {
         *self = FailureLog::default();

@@ -338,13 +338,14 @@ async fn drive(mut parts: Parts, mut stop: watch::Receiver<bool>) {
                         refused_alone,
                     }) => {
                         tracing::warn!(%broker, %error, "upstream connection lost; unacknowledged messages stay in the outbox");
+                        failure_log.warned();
                         last_first_unacked = first_unacked;
                         if let Some(id) = suspect.lost(first_unacked.filter(|_| refused_alone)) {
                             let why = format!(
                                 "the broker closed the connection {} times in a row when it was the only message in flight (over the broker's message size limit? set upstream.max_message_size to that limit)",
                                 refused::LOSSES_BEFORE_SET_ASIDE
                             );
-                            refused::set_aside(&parts.outbox, &parts.reporter, id, &why);
+                            refused::set_aside(&parts.outbox, &parts.reporter, id, None, &why);
                         }
                         // Lost, not refused: the first retry is not news.
                         failures += 1;

@@ -32,8 +32,17 @@ pub type Reporter = Arc<dyn Fn(&str) -> Message + Send + Sync>;
 /// before it is set aside.
 pub const LOSSES_BEFORE_SET_ASIDE: u32 = 3;
 
-/// How many outbox messages are looked through to describe a set-aside one.
+/// How many outbox messages are looked through to describe a set-aside one
+/// whose caller did not have it at hand.
 const DESCRIBE_WITHIN: usize = 4096;
+
+/// What a report says of a message: its topic and size.
+pub struct Described<'a> {
+    /// Its topic.
+    pub topic: &'a str,
+    /// Its payload's size.
+    pub bytes: usize,
+}
 
 /// Which message was first unacknowledged at the last lost connections.
 #[derive(Debug, Default)]
@@ -64,14 +73,24 @@ impl Suspect {
     }
 }
 
-/// Removes message `id` from the outbox and appends a report saying `why`.
-pub fn set_aside(outbox: &Outbox, reporter: &Reporter, id: u64, why: &str) {
-    let what = outbox
-        .read(&mut Cursor::default(), DESCRIBE_WITHIN)
-        .into_iter()
-        .find(|m| m.id == id)
-        .map(|m| format!("to {} ({} bytes)", m.topic, m.payload.len()))
-        .unwrap_or_default();
+/// Removes message `id` from the outbox and appends a report saying `why`
+/// and, from `described` or else from the outbox, its topic and size.
+pub fn set_aside(
+    outbox: &Outbox,
+    reporter: &Reporter,
+    id: u64,
+    described: Option<Described<'_>>,
+    why: &str,
+) {
+    let what = match described {
+        Some(d) => format!("to {} ({} bytes)", d.topic, d.bytes),
+        None => outbox
+            .read(&mut Cursor::default(), DESCRIBE_WITHIN)
+            .into_iter()
+            .find(|m| m.id == id)
+            .map(|m| format!("to {} ({} bytes)", m.topic, m.payload.len()))
+            .unwrap_or_default(),
+    };
     let error = format!("message {id} {what} set aside, not sent: {why}");
     tracing::error!(id, "{error}");
     outbox.ack(&[id]);
