@@ -7,6 +7,7 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -29,9 +30,11 @@ async fn wait_log(gateway: &Gateway, what: &str, secs: u64) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_password_fixed_on_disk_is_used_at_the_next_attempt() {
-    let dir = TempDir::new("credentials");
+/// A Mosquitto that takes only `barn` / `right-secret`, and a gateway
+/// `id` logging in as `barn` with `wrong-secret` in its password file;
+/// returns them with that file's path.
+async fn wrong_password(id: &str) -> (Mosquitto, Gateway, PathBuf) {
+    let dir = TempDir::new(id);
     let users = dir.0.join("mosquitto-users");
     let made = Command::new("mosquitto_passwd")
         .args(["-b", "-c"])
@@ -48,7 +51,7 @@ async fn a_password_fixed_on_disk_is_used_at_the_next_attempt() {
     .unwrap();
     let secret = dir.0.join("password");
     write_secret(&secret, "wrong-secret");
-    let config = header("cred", broker.port(), &dir.0.join("state")).replace(
+    let config = header(id, broker.port(), &dir.0.join("state")).replace(
         "keep_alive = \"5s\"\n",
         &format!(
             "keep_alive = \"5s\"\nusername = \"barn\"\npassword_file = \"{}\"\n",
@@ -56,6 +59,12 @@ async fn a_password_fixed_on_disk_is_used_at_the_next_attempt() {
         ),
     );
     let gateway = Gateway::start_in(dir, &config).await;
+    (broker, gateway, secret)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_fixed_on_disk_is_used_at_the_next_attempt() {
+    let (_broker, gateway, secret) = wrong_password("cred").await;
     // Mosquitto refuses a wrong password as "not authorised" (code 5).
     wait_log(&gateway, "a wrong user name or password", 10).await;
     assert!(!gateway.log().contains("upstream connected"));
@@ -66,31 +75,7 @@ async fn a_password_fixed_on_disk_is_used_at_the_next_attempt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_tries_a_fixed_password_at_once_not_after_the_backoff() {
-    let dir = TempDir::new("credentials-hup");
-    let users = dir.0.join("mosquitto-users");
-    let made = Command::new("mosquitto_passwd")
-        .args(["-b", "-c"])
-        .arg(&users)
-        .args(["barn", "right-secret"])
-        .status()
-        .unwrap();
-    assert!(made.success());
-    let broker = Mosquitto::start_with(&format!(
-        "allow_anonymous false\npassword_file {}",
-        users.display()
-    ))
-    .await
-    .unwrap();
-    let secret = dir.0.join("password");
-    write_secret(&secret, "wrong-secret");
-    let config = header("cred2", broker.port(), &dir.0.join("state")).replace(
-        "keep_alive = \"5s\"\n",
-        &format!(
-            "keep_alive = \"5s\"\nusername = \"barn\"\npassword_file = \"{}\"\n",
-            secret.display()
-        ),
-    );
-    let gateway = Gateway::start_in(dir, &config).await;
+    let (_broker, gateway, secret) = wrong_password("cred2").await;
     // Six failed attempts: the backoff is 4 to 8 s by now.
     tokio::time::sleep(Duration::from_millis(7500)).await;
     assert!(!gateway.log().contains("upstream connected"));

@@ -124,6 +124,33 @@ async fn tls_broker(
     (broker, plain, tls)
 }
 
+/// A gateway `id` reading one lines sensor at `sensor`, publishing to
+/// `mqtts://localhost:port` with `upstream_keys` added to `[upstream]`.
+fn tls_gateway_config(
+    dir: &Path,
+    id: &str,
+    port: u16,
+    upstream_keys: &str,
+    sensor: std::net::SocketAddr,
+) -> String {
+    format!(
+        "[gateway]\nid = \"{id}\"\nstate_dir = \"{}\"\n\n[upstream]\nurl = \"mqtts://localhost:{port}\"\n{upstream_keys}keep_alive = \"5s\"\n\n[[sensor]]\nid = \"w\"\ntransport = \"tcp\"\naddress = \"{sensor}\"\ncodec = \"lines\"\n",
+        dir.join(id).display(),
+    )
+}
+
+/// Waits for five readings of gateway `id`, then stops it cleanly.
+async fn delivers_then_stops(upstream: &Upstream, mut gateway: Gateway, id: &str, what: &str) {
+    let topic = format!("edgevisor/{id}/telemetry/w");
+    upstream
+        .wait(what, 15, |m| {
+            m.iter().filter(|m| m.topic == topic).count() >= 5
+        })
+        .await;
+    gateway.signal(Signal::SIGTERM);
+    assert_eq!(gateway.exit_code(20).await, Some(0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_reach_a_tls_broker_whose_ca_is_configured() {
     let dir = TempDir::new("tls");
@@ -136,30 +163,16 @@ async fn readings_reach_a_tls_broker_whose_ca_is_configured() {
     let sim = TcpSensorServer::start(SimConfig::new(CodecKind::Lines, 20.0))
         .await
         .unwrap();
-    let config = |gateway: &str, ca: bool| {
-        format!(
-            "[gateway]\nid = \"{gateway}\"\nstate_dir = \"{}\"\n\n[upstream]\nurl = \"mqtts://localhost:{tls}\"\n{}keep_alive = \"5s\"\n\n[[sensor]]\nid = \"w\"\ntransport = \"tcp\"\naddress = \"{}\"\ncodec = \"lines\"\n",
-            dir.0.join(gateway).display(),
-            if ca { format!("ca_file = \"{}\"\n", dir.0.join("ca.crt").display()) } else { String::new() },
-            sim.addr()
-        )
-    };
+    let ca = format!("ca_file = \"{}\"\n", dir.0.join("ca.crt").display());
+    let config =
+        |gateway: &str, keys: &str| tls_gateway_config(&dir.0, gateway, tls, keys, sim.addr());
 
     let trusted = TempDir::new("tls-trusted");
-    let mut gateway = Gateway::start_in(trusted, &config("trusting", true)).await;
-    upstream
-        .wait("readings over TLS", 15, |m| {
-            m.iter()
-                .filter(|m| m.topic == "edgevisor/trusting/telemetry/w")
-                .count()
-                >= 5
-        })
-        .await;
-    gateway.signal(Signal::SIGTERM);
-    assert_eq!(gateway.exit_code(20).await, Some(0));
+    let gateway = Gateway::start_in(trusted, &config("trusting", &ca)).await;
+    delivers_then_stops(&upstream, gateway, "trusting", "readings over TLS").await;
 
     let untrusted = TempDir::new("tls-untrusted");
-    let mut gateway = Gateway::start_in(untrusted, &config("doubting", false)).await;
+    let mut gateway = Gateway::start_in(untrusted, &config("doubting", "")).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
         upstream.on("doubting/telemetry/w").is_empty(),
@@ -248,37 +261,19 @@ async fn a_broker_that_requires_a_client_certificate_gets_the_configured_one() {
     let sim = TcpSensorServer::start(SimConfig::new(CodecKind::Lines, 20.0))
         .await
         .unwrap();
-    let config = |gateway: &str, client: bool| {
-        let client = if client {
-            format!(
-                "client_cert_file = \"{0}/client.crt\"\nclient_key_file = \"{0}/client.key\"\n",
-                dir.0.display()
-            )
-        } else {
-            String::new()
-        };
-        format!(
-            "[gateway]\nid = \"{gateway}\"\nstate_dir = \"{}\"\n\n[upstream]\nurl = \"mqtts://localhost:{mtls}\"\nca_file = \"{}\"\n{client}keep_alive = \"5s\"\n\n[[sensor]]\nid = \"w\"\ntransport = \"tcp\"\naddress = \"{}\"\ncodec = \"lines\"\n",
-            dir.0.join(gateway).display(),
-            dir.0.join("ca.crt").display(),
-            sim.addr()
-        )
-    };
+    let ca = format!("ca_file = \"{}\"\n", dir.0.join("ca.crt").display());
+    let client = format!(
+        "{ca}client_cert_file = \"{0}/client.crt\"\nclient_key_file = \"{0}/client.key\"\n",
+        dir.0.display()
+    );
+    let config =
+        |gateway: &str, keys: &str| tls_gateway_config(&dir.0, gateway, mtls, keys, sim.addr());
     let with = TempDir::new("mtls-with");
-    let mut gateway = Gateway::start_in(with, &config("certified", true)).await;
-    upstream
-        .wait("readings over mutual TLS", 15, |m| {
-            m.iter()
-                .filter(|m| m.topic == "edgevisor/certified/telemetry/w")
-                .count()
-                >= 5
-        })
-        .await;
-    gateway.signal(Signal::SIGTERM);
-    assert_eq!(gateway.exit_code(20).await, Some(0));
+    let gateway = Gateway::start_in(with, &config("certified", &client)).await;
+    delivers_then_stops(&upstream, gateway, "certified", "readings over mutual TLS").await;
 
     let without = TempDir::new("mtls-without");
-    let gateway = Gateway::start_in(without, &config("anonymous", false)).await;
+    let gateway = Gateway::start_in(without, &config("anonymous", &ca)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(upstream.on("anonymous/telemetry/w").is_empty());
     let log = gateway.log();
