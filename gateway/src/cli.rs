@@ -67,6 +67,10 @@ pub enum Command {
     /// Simulate a swarm of sensors with faults against a real gateway and
     /// account for every reading (exit 0 when nothing accepted was lost).
     Swarm(Box<edgevisor_harness::swarm::SwarmArgs>),
+    /// The fault matrix: each fault an edge box meets (broker killed,
+    /// frozen, slow, partitioned; wrong password; unplugged ports; corrupt
+    /// frames; gateway killed), one line per case (exit 0 when all pass).
+    Matrix(Box<edgevisor_harness::matrix::MatrixArgs>),
     /// Show the running service: its tree, upstream link, outbox and last
     /// crashes, read from its status socket (no broker needed). Exit 0, or 1
     /// when no service answers.

@@ -62,6 +62,7 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Swarm(args) => swarm(*args),
+        Command::Matrix(args) => matrix(*args),
         Command::Demo(args) => demo(*args),
         Command::Outbox { action } => outbox(action),
         Command::Status(args) => status(args),
@@ -133,6 +134,18 @@ fn swarm(args: edgevisor_harness::swarm::SwarmArgs) -> ExitCode {
         Ok(Err(e)) => {
             // After SIGHUP stderr may be a closed terminal: never panic on it.
             let _ = writeln!(std::io::stderr(), "edgevisor swarm: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn matrix(args: edgevisor_harness::matrix::MatrixArgs) -> ExitCode {
+    match block_on(edgevisor_harness::matrix::run(args)) {
+        Err(code) => code,
+        Ok(Ok(true)) => ExitCode::SUCCESS,
+        Ok(Ok(false)) => ExitCode::from(1),
+        Ok(Err(e)) => {
+            let _ = writeln!(std::io::stderr(), "edgevisor matrix: {e:#}");
             ExitCode::from(2)
         }
     }

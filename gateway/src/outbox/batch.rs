@@ -53,9 +53,6 @@ pub struct Batch {
     pub deletes: Vec<u64>,
     /// Bytes to free by dropping the oldest telemetry on disk.
     pub over: u64,
-    /// Telemetry up to this id is with the uplink: dropping it for the
-    /// bound could count as lost a reading that is then delivered.
-    pub keep_through: u64,
     pub(super) delivered: Vec<(u64, Arc<str>, u64)>,
     pub(super) through: u64,
 }
@@ -83,6 +80,8 @@ pub struct Outcome {
     pub deleted: [Removed; 2],
     /// Telemetry rows dropped per sensor to stay under the bound.
     pub dropped: BTreeMap<String, u64>,
+    /// The telemetry ids `(after, through]` those drops removed.
+    pub dropped_range: Option<(u64, u64)>,
     /// fsyncs this transaction (and any checkpoint after it) cost.
     pub fsyncs: u64,
     /// What the file held, when it was first read only now (it could not

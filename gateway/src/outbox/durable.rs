@@ -212,12 +212,13 @@ impl Backend for Durable {
     }
 
     fn read(&self, cursor: Cursor, limit: usize) -> Vec<Stored> {
-        let mut out = Vec::new();
+        self.shared.lock().begin_read();
+        let mut found = Vec::with_capacity(2);
+        let mut room = limit;
         for (class, after) in [
             (Class::Report, cursor.report),
             (Class::Telemetry, cursor.telemetry),
         ] {
-            let room = limit.saturating_sub(out.len());
             if room == 0 {
                 break;
             }
@@ -237,32 +238,23 @@ impl Backend for Durable {
             } else {
                 Vec::new()
             };
-            if disk.is_empty() {
+            let messages = if disk.is_empty() {
                 // The common case: everything of this class is still staged.
-                out.extend(staged);
-                continue;
-            }
-            let state = self.shared.lock();
-            let mut merged: BTreeMap<u64, Stored> = disk
-                .into_iter()
-                .filter(|m| !state.is_deleted(m.id))
-                .map(|m| (m.id, m))
-                .collect();
-            drop(state);
-            for m in staged {
-                merged.entry(m.id).or_insert(m);
-            }
-            out.extend(merged.into_values().take(room));
+                staged
+            } else {
+                let mut merged: BTreeMap<u64, Stored> =
+                    disk.into_iter().map(|m| (m.id, m)).collect();
+                for m in staged {
+                    merged.entry(m.id).or_insert(m);
+                }
+                merged.into_values().take(room).collect()
+            };
+            room -= messages.len().min(room);
+            found.push((class, messages));
         }
-        let mut state = self.shared.lock();
-        for class in [Class::Report, Class::Telemetry] {
-            let through = out.iter().filter(|m| m.class == class).map(|m| m.id).max();
-            if let Some(through) = through {
-                state.handed_out(class, through);
-            }
-        }
-        drop(state);
-        out
+        // Acknowledged and dropped messages are left out, and what is
+        // handed out is noted, in one critical section (`staged::handout`).
+        self.shared.lock().admit(found)
     }
 
     fn ack(&self, ids: &[u64]) {

@@ -195,7 +195,10 @@ impl Writer {
         }
         let freed = delete(&tx, &batch.deletes, &mut outcome)?;
         if batch.over > freed {
-            drop_oldest(&tx, batch.over - freed, batch.keep_through, &mut outcome)?;
+            // What the uplink holds now is kept; readers hold back what is
+            // above it until this commit is booked (`staged::handout`).
+            let keep = self.shared.lock().begin_drop();
+            drop_oldest(&tx, batch.over - freed, keep, &mut outcome)?;
         }
         tx.commit()?;
         outcome.fsyncs = 1;
@@ -340,6 +343,10 @@ fn drop_oldest(
             "DELETE FROM telemetry WHERE id > ?1 AND id <= ?2",
             [keep_through, last],
         )?;
+        outcome.dropped_range = Some((
+            u64::try_from(keep_through).unwrap_or(0),
+            u64::try_from(last).unwrap_or(0),
+        ));
     }
     Ok(())
 }

@@ -20,6 +20,9 @@ pub struct Account {
     /// Reading numbers delivered per simulator (`number / SPAN`).
     pub sim_delivered: HashMap<u64, HashSet<u64>>,
     accepted: HashMap<(String, u64), u64>,
+    /// Telemetry the gateway says it dropped at its outbox bound, per
+    /// `(sensor, boot)` (the highest count seen: it only grows in a boot).
+    dropped: HashMap<(String, u64), u64>,
     seen_reports: HashSet<u64>,
     /// Crash reports by reason.
     pub crashes_by_reason: BTreeMap<String, u64>,
@@ -87,6 +90,12 @@ impl Account {
                         *slot = (*slot).max(n.as_u64().unwrap_or(0));
                     }
                 }
+                if let Some(dropped) = json["dropped"].as_object() {
+                    for (sensor, n) in dropped {
+                        let slot = self.dropped.entry((sensor.clone(), boot)).or_default();
+                        *slot = (*slot).max(n.as_u64().unwrap_or(0));
+                    }
+                }
             }
             _ => {}
         }
@@ -127,6 +136,11 @@ impl Account {
     /// Readings the gateway reported accepted.
     pub fn accepted(&self) -> u64 {
         self.accepted.values().sum()
+    }
+
+    /// Telemetry the gateway said it dropped at its outbox bound, all boots.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.values().sum()
     }
 
     /// Per sensor: (accepted, unique delivered), for diagnosis.

@@ -28,6 +28,9 @@ pub struct RunConfig<'a> {
     pub groups: Vec<Table>,
     /// The `[[sensor]]` tables.
     pub sensors: &'a [Table],
+    /// `[upstream]` keys beyond the URL and keep-alive (the fault matrix's
+    /// outbox bounds and credentials), replacing those two when given.
+    pub upstream: Table,
 }
 
 impl<'a> RunConfig<'a> {
@@ -42,7 +45,13 @@ impl<'a> RunConfig<'a> {
             supervisor: Table::new(),
             groups: Vec::new(),
             sensors,
+            upstream: Table::new(),
         }
+    }
+
+    /// With these `[upstream]` keys added.
+    pub fn upstream(self, upstream: Table) -> Self {
+        Self { upstream, ..self }
     }
 
     /// With these `[supervisor]` keys.
@@ -58,6 +67,14 @@ impl<'a> RunConfig<'a> {
     /// The config as TOML text.
     pub fn to_toml(&self) -> anyhow::Result<String> {
         let state_dir = self.dir.join("state").display().to_string();
+        let mut upstream = table([
+            (
+                "url",
+                format!("mqtt://127.0.0.1:{}", self.broker_port).into(),
+            ),
+            ("keep_alive", "5s".into()),
+        ]);
+        upstream.extend(self.upstream.clone());
         let mut doc = table([
             (
                 "gateway",
@@ -67,17 +84,7 @@ impl<'a> RunConfig<'a> {
                 ])
                 .into(),
             ),
-            (
-                "upstream",
-                table([
-                    (
-                        "url",
-                        format!("mqtt://127.0.0.1:{}", self.broker_port).into(),
-                    ),
-                    ("keep_alive", "5s".into()),
-                ])
-                .into(),
-            ),
+            ("upstream", upstream.into()),
             ("supervisor", self.supervisor.clone().into()),
         ]);
         for (key, tables) in [("group", &self.groups[..]), ("sensor", self.sensors)] {
@@ -121,6 +128,7 @@ mod tests {
             supervisor: table([("intensity", 10.into())]),
             groups: vec![table([("id", "g".into())])],
             sensors: &sensors,
+            upstream: table([("keep_alive", "2s".into())]),
         };
         let text = config.to_toml().expect("serialises");
         let back: Table = toml::from_str(&text).expect("parses back");
@@ -133,6 +141,7 @@ mod tests {
             back["upstream"]["url"].as_str(),
             Some("mqtt://127.0.0.1:1883")
         );
+        assert_eq!(back["upstream"]["keep_alive"].as_str(), Some("2s"));
         assert_eq!(back["supervisor"]["intensity"].as_integer(), Some(10));
         assert_eq!(back["group"][0]["id"].as_str(), Some("g"));
         assert_eq!(back["sensor"][0]["transport"].as_str(), Some("tcp"));

@@ -35,7 +35,7 @@ use config::RunConfig;
 use faults::{FaultPlan, Injected};
 use fleet::Mix;
 use lifetime::{RunDir, StopSignals};
-pub use observer::observe;
+pub use observer::{observe, observe_as};
 use report::{Ending, Report, RunBooks, Written};
 use upstream::{Broker, Upstream};
 
@@ -223,7 +223,7 @@ async fn shut_down(
 
 /// The swarm's supervisor: fast backoff and a short quarantine, so faults
 /// run their course within the run.
-fn supervisor() -> config::Table {
+pub(crate) fn supervisor() -> config::Table {
     config::table([
         ("backoff_initial", "50ms".into()),
         ("backoff_max", "1s".into()),

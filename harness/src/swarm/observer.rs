@@ -13,6 +13,17 @@ use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 pub async fn observe(
     port: u16,
     gateway_id: &str,
+    sink: impl FnMut(&str, &[u8]) + Send + 'static,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    observe_as(port, gateway_id, None, sink).await
+}
+
+/// [`observe`], logging in with `login` (user name, password) when the
+/// broker wants one.
+pub async fn observe_as(
+    port: u16,
+    gateway_id: &str,
+    login: Option<(String, String)>,
     mut sink: impl FnMut(&str, &[u8]) + Send + 'static,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let mut options = MqttOptions::new(
@@ -22,6 +33,9 @@ pub async fn observe(
     );
     options.set_keep_alive(Duration::from_secs(5));
     options.set_max_packet_size(1 << 24, 1 << 24);
+    if let Some((user, password)) = login {
+        options.set_credentials(user, password);
+    }
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
     let (ready_tx, ready) = tokio::sync::oneshot::channel();
     let prefix = format!("edgevisor/{gateway_id}/");

@@ -104,6 +104,17 @@ impl GatewayProcess {
         }
     }
 
+    /// Resident memory now (VmRSS), bytes; 0 once it exited.
+    pub fn rss_bytes(&self) -> u64 {
+        let Some(pid) = self.pid() else { return 0 };
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
     /// Signals its process group, while it has not been waited for (after
     /// that its pid may belong to someone else).
     fn signal_group(&self, signal: Signal) {
@@ -121,6 +132,26 @@ impl GatewayProcess {
             _ => {
                 self.signal_group(Signal::SIGKILL);
                 let _ = self.child.wait().await;
+                None
+            }
+        }
+    }
+
+    /// Kills its group with SIGKILL (what a crash or the OOM killer does:
+    /// no flush, no goodbye) and waits for it.
+    pub async fn kill(&mut self) {
+        self.signal_group(Signal::SIGKILL);
+        let _ = self.child.wait().await;
+    }
+
+    /// Sends SIGTERM and waits up to `bound` for it to exit: its exit code,
+    /// or `None` when it was still running (then it is killed).
+    pub async fn terminate_within(&mut self, bound: std::time::Duration) -> Option<i32> {
+        self.signal_group(Signal::SIGTERM);
+        match tokio::time::timeout(bound, self.child.wait()).await {
+            Ok(Ok(status)) => Some(status.code().unwrap_or(-1)),
+            _ => {
+                self.kill().await;
                 None
             }
         }

@@ -15,6 +15,7 @@ use super::writer::BATCH_MAX;
 use super::{Class, Message, Stored};
 
 mod figures;
+mod handout;
 mod queue;
 
 use queue::IdQueue;
@@ -57,6 +58,12 @@ pub struct State {
     /// They are at most the uplink's window, so the bound may be exceeded
     /// by that much.
     sent_through: [u64; 2],
+    /// Reads of the outbox under way (see `handout`).
+    active_reads: u32,
+    /// Ids dropped for the bound while a read was under way, per class.
+    gone: [Vec<handout::Gone>; 2],
+    /// The writer is dropping telemetry above this id from disk.
+    dropping: Option<u64>,
     /// A caller waits in `sync`: commit now, without lingering.
     pub urgent: bool,
     /// The last handle is gone: flush and stop.
@@ -90,6 +97,9 @@ impl State {
             first_staged: None,
             clock_upto: max_id,
             sent_through: [0; 2],
+            active_reads: 0,
+            gone: Default::default(),
+            dropping: None,
             urgent: false,
             closing: false,
         }
@@ -141,15 +151,18 @@ impl State {
         for class in [Class::Telemetry, Class::Report] {
             let keep = self.writing_through.max(self.sent_through[class as usize]);
             let queue = &mut self.staged[class as usize];
+            let mut last = keep;
             while freed < bytes {
                 let Some((id, _)) = queue.after(keep).next() else {
                     break;
                 };
                 if let Some(entry) = queue.remove(id) {
                     freed += entry.size();
+                    last = id;
                     *self.dropped.entry(entry.sensor.to_string()).or_default() += 1;
                 }
             }
+            self.record_gone(class, keep, last);
         }
         self.staged_bytes -= freed.min(self.staged_bytes);
     }
@@ -288,7 +301,6 @@ impl State {
             inserts,
             deletes: std::mem::take(&mut self.deletes),
             over: self.bytes().saturating_sub(self.max_bytes),
-            keep_through: self.sent_through[Class::Telemetry as usize],
             delivered,
             through,
         }
@@ -297,6 +309,10 @@ impl State {
     /// Books a committed batch; returns true if it ended a fault episode.
     pub fn committed(&mut self, batch: Batch, outcome: Outcome) -> bool {
         self.writing = false;
+        self.dropping = None;
+        if let Some((after, through)) = outcome.dropped_range {
+            self.record_gone(Class::Telemetry, after, through);
+        }
         // `found` is None unless this commit first read a file that could
         // not be opened at start: then there is nothing to add.
         for (disk, found) in self.disk.iter_mut().zip(outcome.found.unwrap_or_default()) {
@@ -343,6 +359,7 @@ impl State {
     pub fn failed(&mut self, batch: Batch, error: String) -> bool {
         self.writing_through = self.durable_through;
         self.writing = false;
+        self.dropping = None;
         for id in batch.deletes {
             if self.delete_set.insert(id) {
                 self.deletes.push(id);
@@ -379,10 +396,15 @@ mod tests {
     use super::*;
 
     fn state() -> State {
-        State::new(Default::default(), 0, 1 << 20, 1 << 20)
+        state_bounded(1 << 20, 1 << 20)
     }
 
-    fn reading(seq: u64) -> Message {
+    /// A state bounded by `max_bytes` in all and `memory_bound` in memory.
+    pub(super) fn state_bounded(max_bytes: u64, memory_bound: u64) -> State {
+        State::new(Default::default(), 0, max_bytes, memory_bound)
+    }
+
+    pub(super) fn reading(seq: u64) -> Message {
         Message::telemetry("s".into(), "t/s".into(), seq, vec![b'x'; 10])
     }
 
@@ -401,7 +423,7 @@ mod tests {
         let kept = s.snapshot(Class::Telemetry, 0, 10).0;
         let kept: Vec<u64> = kept.iter().map(|m| m.id).collect();
         assert_eq!(kept, [1, 3, 4], "id 1 is with the uplink; id 2 went");
-        assert_eq!(s.take(Take::All).keep_through, 1);
+        assert_eq!(s.begin_drop(), 1, "the disk keeps it too");
     }
 
     #[test]
