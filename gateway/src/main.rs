@@ -31,17 +31,17 @@ fn outbox(action: OutboxAction) -> ExitCode {
     };
     match edgevisor::outbox::inspect::command(&config.gateway.state_dir, verify) {
         Ok((text, true)) => {
-            print!("{text}");
+            say(&text);
             if !verify {
                 // What the file cannot tell: whether the messages can leave.
                 if let Ok(line) = block_on(edgevisor::status::upstream_line(&config)) {
-                    println!("{line}");
+                    say(&format!("{line}\n"));
                 }
             }
             ExitCode::SUCCESS
         }
         Ok((text, false)) => {
-            print!("{text}");
+            say(&text);
             ExitCode::from(1)
         }
         Err(e) => {
@@ -56,7 +56,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => match load(&config) {
             Ok(config) => {
-                print!("{}", edgevisor::config::summary(&config));
+                say(&edgevisor::config::summary(&config));
                 ExitCode::SUCCESS
             }
             Err(code) => code,
@@ -124,7 +124,7 @@ fn swarm(args: edgevisor_harness::swarm::SwarmArgs) -> ExitCode {
     match block_on(edgevisor_harness::swarm::run(args)) {
         Err(code) => code,
         Ok(Ok(report)) => {
-            print!("{}", report.table());
+            say(&report.table());
             if report.passed() {
                 ExitCode::SUCCESS
             } else {
@@ -161,4 +161,10 @@ fn demo(args: edgevisor_harness::demo::DemoArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error
+/// worth a panic: the rest is simply not wanted.
+fn say(text: &str) {
+    let _ = std::io::stdout().write_all(text.as_bytes());
 }

@@ -14,83 +14,9 @@ use std::time::Duration;
 use edgevisor_devices::codec::CodecKind;
 use edgevisor_harness::sim::tcp::TcpSensorServer;
 use edgevisor_harness::sim::SimConfig;
+use edgevisor_harness::sim::certs::{make_certificates, make_client_certificate};
 use nix::sys::signal::Signal;
 use support::{free_port, Gateway, TempDir, Upstream};
-
-fn openssl(dir: &Path, args: &[&str]) -> bool {
-    Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// A CA and a server certificate for localhost / 127.0.0.1, signed by it.
-fn make_certificates(dir: &Path) -> bool {
-    std::fs::write(
-        dir.join("server.ext"),
-        "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=edgevisor-test-ca",
-        ],
-    ) && openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    ) && openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-        ],
-    ) && readable(&dir.join("server.key"))
-}
-
-/// Mosquitto started as root drops to its own user: let it read the
-/// throwaway test key.
-fn readable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).is_ok()
-}
 
 fn mosquitto() -> Option<std::path::PathBuf> {
     edgevisor_harness::sim::broker::find_mosquitto()
@@ -196,54 +122,6 @@ async fn readings_reach_a_tls_broker_whose_ca_is_configured() {
     let _ = broker.kill().await;
 }
 
-/// A client certificate for the gateway, signed by the test CA.
-fn make_client_certificate(dir: &Path) -> bool {
-    std::fs::write(
-        dir.join("client.ext"),
-        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-    )
-    .unwrap();
-    let made = openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "client.key",
-            "-out",
-            "client.csr",
-            "-subj",
-            "/CN=edgevisor-gateway",
-        ],
-    ) && openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "client.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "client.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "client.ext",
-        ],
-    );
-    use std::os::unix::fs::PermissionsExt;
-    made && std::fs::set_permissions(
-        dir.join("client.key"),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .is_ok()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_that_requires_a_client_certificate_gets_the_configured_one() {

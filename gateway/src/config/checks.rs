@@ -84,8 +84,9 @@ pub fn topic_filter(filter: &str) -> Result<(), (String, String)> {
 /// A topic prefix: one or more levels of characters every broker takes as
 /// they are. Wildcards cannot be published to; `$` starts the brokers' own
 /// topics (`$SYS`), which clients may not publish to; spaces and control
-/// characters are refused by some brokers; NATS and RabbitMQ turn `.`
-/// into their own level separator, so `a.b` would not be the topic sent.
+/// characters are refused by some brokers; NATS refuses `.` (it closes the
+/// connection at CONNECT, over the Will's topic) and RabbitMQ rewrites it
+/// to `/`, so `a.b` and `a/b` would share topics (docs/brokers.md).
 pub fn topic_prefix(prefix: &str) -> Result<(), (String, String)> {
     let why = if prefix.is_empty() {
         Some("it is empty")
@@ -98,7 +99,7 @@ pub fn topic_prefix(prefix: &str) -> Result<(), (String, String)> {
     } else if prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
         Some("some brokers refuse spaces and control characters in topics")
     } else if prefix.contains('.') {
-        Some("NATS and RabbitMQ turn '.' into their own level separator")
+        Some("NATS refuses '.' in topics and RabbitMQ rewrites it to '/'")
     } else {
         None
     };
@@ -160,7 +161,7 @@ mod tests {
             ("#", "wildcards"),
             ("$SYS/x", "belong to the broker"),
             ("my farm", "spaces"),
-            ("farm.one", "NATS and RabbitMQ"),
+            ("farm.one", "NATS refuses"),
         ] {
             let (message, _) = topic_prefix(bad).unwrap_err();
             assert!(message.contains(why), "{bad:?}: {message}");

@@ -347,8 +347,8 @@ async fn drive(mut parts: Parts, mut stop: watch::Receiver<bool>) {
                             );
                             refused::set_aside(&parts.outbox, &parts.reporter, id, None, &why);
                         }
-                        // Lost, not refused: the first retry is not news.
-                        failures += 1;
+                        // Counted once, below: the first retry comes after
+                        // the first step of the backoff, as after a refusal.
                         Err(error)
                     }
                 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 
 use super::proxy::Proxy;
-use crate::sim::broker::Mosquitto;
+use crate::sim::broker::{free_port, Mosquitto};
 use crate::swarm::account::Account;
 use crate::swarm::config::{RunConfig, Table};
 use crate::swarm::fleet::{self, Fleet, Mix, SPAN};
@@ -33,6 +33,12 @@ pub struct Setup {
     /// User name and password the observer logs in with, for a broker
     /// that wants one.
     pub observer_login: Option<(String, String)>,
+    /// The gateway reaches the broker over TLS (`mqtts://localhost`), with
+    /// the server certificates in this folder (`sim::certs`); the observer
+    /// keeps a plain listener.
+    pub tls: Option<PathBuf>,
+    /// `max_frame` for every sensor (the default is the codec's).
+    pub max_frame: Option<i64>,
 }
 
 impl Setup {
@@ -51,6 +57,8 @@ impl Setup {
             broker: String::new(),
             supervisor: crate::swarm::supervisor(),
             observer_login: None,
+            tls: None,
+            max_frame: None,
         }
     }
 }
@@ -82,17 +90,36 @@ impl Rig {
     /// Starts the broker, the proxy, the sensors, the observer and the
     /// gateway, and waits until the gateway's first reading arrives.
     pub async fn start(setup: Setup, binary: &Path, dir: &Path) -> anyhow::Result<Self> {
-        let broker = Mosquitto::start_with(&setup.broker)
+        let mut broker_conf = setup.broker.clone();
+        let tls_port = free_port()?;
+        if let Some(certs) = &setup.tls {
+            broker_conf += &format!(
+                "\nlistener {tls_port} 127.0.0.1\ncertfile {0}/server.crt\nkeyfile {0}/server.key\n",
+                certs.display()
+            );
+        }
+        let broker = Mosquitto::start_with(&broker_conf)
             .await
             .context("cannot start mosquitto (install the mosquitto package)")?;
-        let proxy = Proxy::start(broker.port()).await?;
+        let target = if setup.tls.is_some() { tls_port } else { broker.port() };
+        let proxy = Proxy::start(target).await?;
         let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        let fleet = fleet::start(setup.mix, setup.rate, false, broker.port(), dir, listen)
+        let mut fleet = fleet::start(setup.mix, setup.rate, false, broker.port(), dir, listen)
             .await
             .context("cannot start the simulated sensors")?;
+        if let Some(max_frame) = setup.max_frame {
+            for sensor in &mut fleet.sensors {
+                sensor.insert("max_frame".into(), max_frame.into());
+            }
+        }
+        let mut upstream = setup.upstream;
+        if setup.tls.is_some() {
+            let url = format!("mqtts://localhost:{}", proxy.port);
+            upstream.insert("url".into(), url.into());
+        }
         let config = RunConfig::new("matrix", dir, proxy.port, &fleet.sensors)
             .supervisor(setup.supervisor)
-            .upstream(setup.upstream)
+            .upstream(upstream)
             .write(binary)
             .await?;
         let account = Arc::new(Mutex::new(Account::default()));
@@ -123,11 +150,12 @@ impl Rig {
         Ok(rig)
     }
 
-    /// Starts the gateway (again), logging to `gateway-<life>.log`.
+    /// Starts the gateway (again), logging to `gateway-<life>.log` at INFO.
     pub fn start_gateway(&mut self) -> anyhow::Result<()> {
         self.lives += 1;
         let log = self.dir.join(format!("gateway-{}.log", self.lives));
-        let process = GatewayProcess::start(&self.binary, &self.config, log)
+        // INFO: the cases look for recoveries, which are logged at INFO.
+        let process = GatewayProcess::start_logging(&self.binary, &self.config, log, "info")
             .context("cannot start the gateway")?;
         self.gateway = Some(process);
         Ok(())
@@ -162,6 +190,15 @@ impl Rig {
         let mut g = self.gateway.take()?;
         let began = Instant::now();
         g.terminate_within(bound).await.map(|_| began.elapsed())
+    }
+
+    /// Sends `signal` to the gateway (SIGHUP: read the config and
+    /// credentials again).
+    pub fn signal_gateway(&self, signal: nix::sys::signal::Signal) {
+        let pid = self.gateway.as_ref().and_then(GatewayProcess::pid);
+        if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+        }
     }
 
     /// The gateway exited by itself: its exit code.
@@ -257,6 +294,7 @@ impl Rig {
             dropped: a.dropped(),
             duplicates: a.duplicates,
             crashes: a.crashes_by_reason.clone(),
+            set_aside: set_aside(&a),
             peak_rss_bytes: self.peak_rss,
             cpu_s: self.cpu_s,
             drained,
@@ -276,12 +314,22 @@ impl Rig {
                 (last, stable_since) = (accepted, Instant::now());
             }
             let lost: u64 = a.lost().values().sum();
-            if stable_since.elapsed() > Duration::from_secs(3) && lost <= a.dropped() {
+            if stable_since.elapsed() > Duration::from_secs(3) && lost <= a.dropped() + set_aside(&a) {
                 return true;
             }
         }
         false
     }
+}
+
+/// Reports on `crash/_outbox`: messages the broker refused, set aside.
+fn set_aside(account: &Account) -> u64 {
+    account
+        .crashes_by_sensor
+        .iter()
+        .filter(|((sensor, _), _)| sensor == "_outbox")
+        .map(|(_, n)| *n)
+        .sum()
 }
 
 /// A case's figures once it drained.
@@ -299,6 +347,8 @@ pub struct Tally {
     pub duplicates: u64,
     /// Crash reports by reason.
     pub crashes: std::collections::BTreeMap<String, u64>,
+    /// Reports on `crash/_outbox`: messages the broker refused, set aside.
+    pub set_aside: u64,
     /// The gateway's peak resident memory over all its lives.
     pub peak_rss_bytes: u64,
     /// Its CPU over all its lives.

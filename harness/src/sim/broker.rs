@@ -55,7 +55,8 @@ pub fn find_mosquitto() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn free_port() -> std::io::Result<u16> {
+/// A port free on 127.0.0.1 now (it may be taken before it is used).
+pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

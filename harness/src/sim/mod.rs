@@ -8,6 +8,7 @@
 //! [`SimHandle::inject`].
 
 pub mod broker;
+pub mod certs;
 mod faults;
 pub mod modbus;
 pub mod mqtt;

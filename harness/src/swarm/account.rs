@@ -133,9 +133,22 @@ impl Account {
         self.delivered.values().map(|s| s.len() as u64).sum()
     }
 
-    /// Readings the gateway reported accepted.
+    /// Readings the gateway accepted: as its status says, or more where a
+    /// later reading of the same sensor and boot already arrived.
     pub fn accepted(&self) -> u64 {
-        self.accepted.values().sum()
+        self.accepted_upto().values().sum()
+    }
+
+    /// Per `(sensor, boot)`, the highest `seq` known accepted.
+    fn accepted_upto(&self) -> HashMap<&(String, u64), u64> {
+        let mut upto: HashMap<&(String, u64), u64> =
+            self.accepted.iter().map(|(key, n)| (key, *n)).collect();
+        for (key, got) in &self.delivered {
+            let highest = got.iter().copied().max().unwrap_or(0);
+            let slot = upto.entry(key).or_default();
+            *slot = (*slot).max(highest);
+        }
+        upto
     }
 
     /// Telemetry the gateway said it dropped at its outbox bound, all boots.
@@ -155,10 +168,14 @@ impl Account {
         out
     }
 
-    /// Accepted readings not (yet) delivered, per sensor.
+    /// Accepted readings not (yet) delivered, per sensor. A reading is
+    /// accepted when the status says so, or when a later reading of the
+    /// same sensor and boot arrived (readings enter the outbox in `seq`
+    /// order): a gateway killed before its next status still cannot hide a
+    /// hole.
     pub fn lost(&self) -> BTreeMap<String, u64> {
         let mut lost = BTreeMap::new();
-        for ((sensor, boot), &accepted) in &self.accepted {
+        for ((sensor, boot), accepted) in self.accepted_upto() {
             let got = self.delivered.get(&(sensor.clone(), *boot));
             let missing = (1..=accepted)
                 .filter(|s| !got.is_some_and(|g| g.contains(s)))
@@ -205,6 +222,18 @@ mod tests {
         assert_eq!(a.accepted(), 4);
         assert_eq!(a.lost().get("s"), Some(&1));
         assert_eq!(a.sim_delivered[&1].len(), 3);
+    }
+
+    #[test]
+    fn a_hole_below_a_delivered_reading_is_lost_before_any_status() {
+        let mut a = Account::default();
+        let t = |seq: u64| {
+            format!(r#"{{"sensor":"s","boot":2,"seq":{seq},"codec":"json","data":{{}}}}"#)
+        };
+        for seq in [1, 3] {
+            a.book("telemetry/s", t(seq).as_bytes(), SystemTime::now());
+        }
+        assert_eq!(a.lost().get("s"), Some(&1), "seq 2 went missing");
     }
 
     #[test]

@@ -52,16 +52,25 @@ pub struct Usage {
 }
 
 impl GatewayProcess {
-    /// Starts `binary run --config config`, logging to `log`.
+    /// Starts `binary run --config config`, logging to `log` at the level
+    /// of `RUST_LOG` (WARN when unset).
     pub fn start(binary: &Path, config: &Path, log: PathBuf) -> std::io::Result<Self> {
+        let level = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
+        Self::start_logging(binary, config, log, &level)
+    }
+
+    /// [`start`](Self::start) at log level `level`.
+    pub fn start_logging(
+        binary: &Path,
+        config: &Path,
+        log: PathBuf,
+        level: &str,
+    ) -> std::io::Result<Self> {
         let out = std::fs::File::create(&log)?;
         let child = Command::new(binary)
             .args(["run", "--config"])
             .arg(config)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
+            .env("RUST_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(out)
