@@ -8,13 +8,12 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use edgevisor_devices::codec::CodecKind;
+use edgevisor_harness::sim::certs::{make_certificates, make_client_certificate};
 use edgevisor_harness::sim::tcp::TcpSensorServer;
 use edgevisor_harness::sim::SimConfig;
-use edgevisor_harness::sim::certs::{make_certificates, make_client_certificate};
 use nix::sys::signal::Signal;
 use support::{free_port, Gateway, TempDir, Upstream};
 
@@ -121,7 +120,6 @@ async fn readings_reach_a_tls_broker_whose_ca_is_configured() {
     );
     let _ = broker.kill().await;
 }
-
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_that_requires_a_client_certificate_gets_the_configured_one() {

@@ -293,3 +293,53 @@ async fn a_panic_is_a_crash_with_its_message_and_the_supervisor_survives() {
     );
     tree.shutdown().await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_child_panicking_a_thousand_times_a_second_is_quarantined_and_its_sibling_runs_on() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    let panics = Arc::new(AtomicU32::new(0));
+    let counted = panics.clone();
+    let storm = ChildSpec::worker("storm", move |_ctx| {
+        let counted = counted.clone();
+        async move {
+            counted.fetch_add(1, Ordering::Relaxed);
+            panic!("storm")
+        }
+    })
+    .policy(
+        RestartPolicy::otp()
+            .intensity(1000, SECOND)
+            .quarantine(Duration::from_secs(600)),
+    );
+    let (good, rgood) = worker("good");
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .policy(RestartPolicy::otp().intensity(1, Duration::from_secs(60)))
+        .child(storm)
+        .child(good);
+    let tree = Supervisor::new("root", spec).unwrap().spawn();
+    let began = Instant::now();
+    let state = |tree: &edgevisor_runtime::SupervisorHandle| {
+        tree.snapshot().find("root/storm").map(|child| child.state)
+    };
+    while state(&tree) != Some(ChildState::Quarantined) {
+        common::settle().await;
+        assert!(
+            began.elapsed() < SECOND,
+            "not quarantined within its 1 s window"
+        );
+    }
+    // Its first run and 1,000 restarts inside the window, then quarantine.
+    assert_eq!(panics.load(Ordering::Relaxed), 1001);
+    let snap = tree.snapshot();
+    assert_eq!(snap.find("root/good").unwrap().state, ChildState::Running);
+    assert_eq!(snap.find("root/good").unwrap().restarts, 0);
+    // The sibling's own budget is untouched: it may still crash once.
+    let mut log = Log::new(tree.subscribe());
+    rgood.crash();
+    assert_eq!(
+        log.take_kind("crash").await,
+        ["crash root/good io restart 1"]
+    );
+    tree.shutdown().await.unwrap();
+}

@@ -68,25 +68,101 @@ enum Speed {
 
 /// Every case, in the order they run.
 const CASES: &[(&str, Speed, &str)] = &[
-    ("journald-absent", Speed::Fast, "plain load, no journald: the baseline"),
-    ("broker-killed", Speed::Fast, "broker SIGKILLed, back after 3 s"),
-    ("broker-frozen", Speed::Fast, "broker SIGSTOPped for 8 s (4 keep-alives)"),
-    ("slow-broker", Speed::Fast, "link to the broker at 4 KB/s for 10 s"),
-    ("partition-overflow", Speed::Fast, "link cut for 15 s with a 1 MiB outbox: drop-oldest, counts must match"),
-    ("wrong-password", Speed::Fast, "broker refuses the password; fixed on disk + SIGHUP"),
-    ("untrusted-tls", Speed::Fast, "broker's certificate from an untrusted CA; right CA + SIGHUP"),
-    ("message-too-big", Speed::Fast, "one reading over the broker's message_size_limit: set aside, reported"),
-    ("refused-topic", Speed::Fast, "check refuses topic prefixes brokers reject or rewrite"),
-    ("serial-replug", Speed::Fast, "4 serial ptys unplugged and re-plugged 5 times"),
-    ("silent-sensors", Speed::Fast, "half the sensors silent past read_timeout"),
-    ("corrupt-storm", Speed::Fast, "half the sensors send corrupt frames for 6 s"),
-    ("disk-full", Speed::Fast, "state directory full for 8 s (a tmpfs; needs root)"),
-    ("read-only-state", Speed::Fast, "state directory read-only for 8 s (a tmpfs; needs root)"),
-    ("gateway-sigkill", Speed::Fast, "gateway SIGKILLed under load 20 times"),
-    ("sigterm-under-load", Speed::Fast, "SIGTERM at 1,000 readings/s: exit within 15 s"),
-    ("broker-flapping", Speed::Long, "broker down/up every 2 s for a minute"),
-    ("clock-stepped", Speed::Long, "wall clock +1 h, then -1 h, 8 s each (the machine's; needs root)"),
-    ("soak", Speed::Long, "1,000 sensors for --soak (1 h), RSS every minute"),
+    (
+        "journald-absent",
+        Speed::Fast,
+        "plain load, no journald: the baseline",
+    ),
+    (
+        "broker-killed",
+        Speed::Fast,
+        "broker SIGKILLed, back after 3 s",
+    ),
+    (
+        "broker-frozen",
+        Speed::Fast,
+        "broker SIGSTOPped for 8 s (4 keep-alives)",
+    ),
+    (
+        "slow-broker",
+        Speed::Fast,
+        "link to the broker at 4 KB/s for 10 s",
+    ),
+    (
+        "partition-overflow",
+        Speed::Fast,
+        "link cut for 15 s with a 1 MiB outbox: drop-oldest, counts must match",
+    ),
+    (
+        "wrong-password",
+        Speed::Fast,
+        "broker refuses the password; fixed on disk + SIGHUP",
+    ),
+    (
+        "untrusted-tls",
+        Speed::Fast,
+        "broker's certificate from an untrusted CA; right CA + SIGHUP",
+    ),
+    (
+        "message-too-big",
+        Speed::Fast,
+        "one reading over the broker's message_size_limit: set aside, reported",
+    ),
+    (
+        "refused-topic",
+        Speed::Fast,
+        "check refuses topic prefixes brokers reject or rewrite",
+    ),
+    (
+        "serial-replug",
+        Speed::Fast,
+        "4 serial ptys unplugged and re-plugged 5 times",
+    ),
+    (
+        "silent-sensors",
+        Speed::Fast,
+        "half the sensors silent past read_timeout",
+    ),
+    (
+        "corrupt-storm",
+        Speed::Fast,
+        "half the sensors send corrupt frames for 6 s",
+    ),
+    (
+        "disk-full",
+        Speed::Fast,
+        "state directory full for 8 s (a tmpfs; needs root)",
+    ),
+    (
+        "read-only-state",
+        Speed::Fast,
+        "state directory read-only for 8 s (a tmpfs; needs root)",
+    ),
+    (
+        "gateway-sigkill",
+        Speed::Fast,
+        "gateway SIGKILLed under load 20 times",
+    ),
+    (
+        "sigterm-under-load",
+        Speed::Fast,
+        "SIGTERM at 1,000 readings/s: exit within 15 s",
+    ),
+    (
+        "broker-flapping",
+        Speed::Long,
+        "broker down/up every 2 s for a minute",
+    ),
+    (
+        "clock-stepped",
+        Speed::Long,
+        "wall clock +1 h, then -1 h, 8 s each (the machine's; needs root)",
+    ),
+    (
+        "soak",
+        Speed::Long,
+        "1,000 sensors for --soak (1 h), RSS every minute",
+    ),
 ];
 
 /// One case's line.
@@ -112,7 +188,9 @@ pub struct Line {
 pub async fn run(args: MatrixArgs) -> anyhow::Result<bool> {
     if args.list {
         for (name, speed, what) in CASES {
-            let long = matches!(speed, Speed::Long).then_some(" (--long)").unwrap_or("");
+            let long = matches!(speed, Speed::Long)
+                .then_some(" (--long)")
+                .unwrap_or("");
             say!("{name:<20} {what}{long}");
         }
         return Ok(true);
@@ -145,7 +223,10 @@ pub async fn run(args: MatrixArgs) -> anyhow::Result<bool> {
         if !chosen {
             continue;
         }
-        let dir = crate::swarm::lifetime::RunDir::temporary(&format!("edgevisor-matrix-{name}-"), args.keep)?;
+        let dir = crate::swarm::lifetime::RunDir::temporary(
+            &format!("edgevisor-matrix-{name}-"),
+            args.keep,
+        )?;
         let began = Instant::now();
         let line = match one(name, &binary, dir.path(), &args).await {
             Ok(outcome) => judge(name, outcome),
@@ -226,11 +307,18 @@ fn judge(name: &str, mut outcome: Outcome) -> Line {
             ));
         }
     } else if t.lost > 0 {
-        outcome.failures.push(format!("{} accepted readings lost", t.lost));
+        outcome
+            .failures
+            .push(format!("{} accepted readings lost", t.lost));
     }
     Line {
         case: name.to_string(),
-        verdict: if outcome.failures.is_empty() { "pass" } else { "FAIL" }.into(),
+        verdict: if outcome.failures.is_empty() {
+            "pass"
+        } else {
+            "FAIL"
+        }
+        .into(),
         recovery_s: outcome.recovery.map(|r| r.as_secs_f64()),
         tally: outcome.tally,
         note: outcome.note,
@@ -241,7 +329,16 @@ fn judge(name: &str, mut outcome: Outcome) -> Line {
 fn header() -> String {
     format!(
         "{:<20} {:>9} {:>9} {:>7} {:>7} {:>6} {:>10} {:>8} {:>6}  {}",
-        "case", "accepted", "delivered", "lost", "dropped", "dups", "recovery_s", "rss_mib", "took_s", "verdict"
+        "case",
+        "accepted",
+        "delivered",
+        "lost",
+        "dropped",
+        "dups",
+        "recovery_s",
+        "rss_mib",
+        "took_s",
+        "verdict"
     )
 }
 

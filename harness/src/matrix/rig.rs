@@ -101,7 +101,11 @@ impl Rig {
         let broker = Mosquitto::start_with(&broker_conf)
             .await
             .context("cannot start mosquitto (install the mosquitto package)")?;
-        let target = if setup.tls.is_some() { tls_port } else { broker.port() };
+        let target = if setup.tls.is_some() {
+            tls_port
+        } else {
+            broker.port()
+        };
         let proxy = Proxy::start(target).await?;
         let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let mut fleet = fleet::start(setup.mix, setup.rate, false, broker.port(), dir, listen)
@@ -125,13 +129,15 @@ impl Rig {
         let account = Arc::new(Mutex::new(Account::default()));
         let books = account.clone();
         let login = setup.observer_login.clone();
-        let observer = crate::swarm::observe_as(broker.port(), "matrix", login, move |kind, payload| {
-            books
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .book(kind, payload, SystemTime::now());
-        })
-        .await?;
+        let observer =
+            crate::swarm::observe_as(broker.port(), "matrix", login, move |kind, payload| {
+                books.lock().unwrap_or_else(PoisonError::into_inner).book(
+                    kind,
+                    payload,
+                    SystemTime::now(),
+                );
+            })
+            .await?;
         let mut rig = Self {
             dir: dir.to_path_buf(),
             broker,
@@ -314,7 +320,9 @@ impl Rig {
                 (last, stable_since) = (accepted, Instant::now());
             }
             let lost: u64 = a.lost().values().sum();
-            if stable_since.elapsed() > Duration::from_secs(3) && lost <= a.dropped() + set_aside(&a) {
+            if stable_since.elapsed() > Duration::from_secs(3)
+                && lost <= a.dropped() + set_aside(&a)
+            {
                 return true;
             }
         }

@@ -51,8 +51,21 @@ fn signed(dir: &Path, name: &str, subject: &str, ext: &str) -> bool {
         && openssl(
             dir,
             &[
-                "x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", &crt, "-days", "2", "-extfile", &ext_file,
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "2",
+                "-extfile",
+                &ext_file,
             ],
         )
 }
@@ -68,8 +81,11 @@ pub fn make_certificates(dir: &Path) -> bool {
             "/CN=localhost",
             "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
         )
-        && std::fs::set_permissions(dir.join("server.key"), std::fs::Permissions::from_mode(0o644))
-            .is_ok()
+        && std::fs::set_permissions(
+            dir.join("server.key"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .is_ok()
 }
 
 /// `client.crt`/`client.key` in `dir` (after [`make_certificates`]), for a
@@ -81,6 +97,9 @@ pub fn make_client_certificate(dir: &Path) -> bool {
         "client",
         "/CN=edgevisor-gateway",
         "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-    ) && std::fs::set_permissions(dir.join("client.key"), std::fs::Permissions::from_mode(0o600))
-        .is_ok()
+    ) && std::fs::set_permissions(
+        dir.join("client.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .is_ok()
 }

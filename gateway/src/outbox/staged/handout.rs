@@ -69,7 +69,10 @@ impl State {
             return;
         }
         let ranges = &mut self.gone[class as usize];
-        if let Some(last) = ranges.last_mut().filter(|(a, t)| after <= *t && *a <= through) {
+        if let Some(last) = ranges
+            .last_mut()
+            .filter(|(a, t)| after <= *t && *a <= through)
+        {
             *last = (last.0.min(after), last.1.max(through));
         } else {
             ranges.push((after, through));
@@ -104,7 +107,10 @@ mod tests {
         assert_eq!(s.dropped.get("s"), Some(&1));
         let admitted = s.admit(vec![(Class::Telemetry, seen)]);
         assert_eq!(ids(&admitted), [2], "1 went; 3 and 4 were not seen");
-        assert!(s.gone[Class::Telemetry as usize].is_empty(), "forgotten after the read");
+        assert!(
+            s.gone[Class::Telemetry as usize].is_empty(),
+            "forgotten after the read"
+        );
     }
 
     #[test]

@@ -94,7 +94,10 @@ pub async fn partition_overflow(binary: &Path, dir: &Path) -> anyhow::Result<Out
     let mut out = Outcome::from(rig.finish().await);
     out.recovery = recovery;
     out.expected_loss = Some(out.tally.dropped);
-    out.check(out.tally.dropped > 0, "the partition did not overflow the outbox");
+    out.check(
+        out.tally.dropped > 0,
+        "the partition did not overflow the outbox",
+    );
     out.note = format!("dropped {} at the 1 MiB bound", out.tally.dropped);
     Ok(out)
 }
@@ -137,8 +140,12 @@ pub async fn wrong_password(binary: &Path, dir: &Path) -> anyhow::Result<Outcome
 pub async fn untrusted_tls(binary: &Path, dir: &Path) -> anyhow::Result<Outcome> {
     let certs = dir.join("tls");
     std::fs::create_dir_all(&certs)?;
-    if !(crate::sim::certs::make_certificates(&certs) && crate::sim::certs::make_ca(&certs, "other")) {
-        return Ok(Outcome::skipped("needs the openssl command to make certificates"));
+    if !(crate::sim::certs::make_certificates(&certs)
+        && crate::sim::certs::make_ca(&certs, "other"))
+    {
+        return Ok(Outcome::skipped(
+            "needs the openssl command to make certificates",
+        ));
     }
     let trust = dir.join("trusted-ca.pem");
     std::fs::copy(certs.join("other.crt"), &trust)?;
@@ -201,7 +208,10 @@ async fn refused_then_fixed(
         format!("{cpu_refused:.2} CPU-s in 8 s refused: a hot loop"),
     );
     for secret in secrets {
-        out.check(!logs.contains(secret), "a secret appears in the gateway's log");
+        out.check(
+            !logs.contains(secret),
+            "a secret appears in the gateway's log",
+        );
     }
     out.note = format!(
         "{} warning(s) naming {cause:?} in 8 s refused, {cpu_refused:.2} CPU-s; SIGHUP after the fix",
@@ -236,7 +246,10 @@ pub async fn refused_topic(binary: &Path, dir: &Path) -> anyhow::Result<Outcome>
         let said = String::from_utf8_lossy(&run.stderr);
         out.check(
             run.status.code() == Some(2) && said.contains("topic_prefix"),
-            format!("check accepted topic_prefix {prefix:?} (exit {:?})", run.status.code()),
+            format!(
+                "check accepted topic_prefix {prefix:?} (exit {:?})",
+                run.status.code()
+            ),
         );
     }
     out.tally.drained = true;
@@ -270,8 +283,14 @@ pub async fn message_too_big(binary: &Path, dir: &Path) -> anyhow::Result<Outcom
     out.expected_loss = Some(out.tally.set_aside);
     out.check(
         out.tally.set_aside == 1,
-        format!("{} set-aside reports for 1 oversized reading", out.tally.set_aside),
+        format!(
+            "{} set-aside reports for 1 oversized reading",
+            out.tally.set_aside
+        ),
     );
-    out.note = format!("{} reading set aside and reported on crash/_outbox", out.tally.set_aside);
+    out.note = format!(
+        "{} reading set aside and reported on crash/_outbox",
+        out.tally.set_aside
+    );
     Ok(out)
 }

@@ -32,7 +32,10 @@ pub async fn gateway_sigkill(binary: &Path, dir: &Path) -> anyhow::Result<Outcom
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut out = Outcome::from(rig.finish().await);
     out.recovery = recovery;
-    out.note = format!("20 kills, {} duplicates (at-least-once)", out.tally.duplicates);
+    out.note = format!(
+        "20 kills, {} duplicates (at-least-once)",
+        out.tally.duplicates
+    );
     Ok(out)
 }
 
@@ -48,7 +51,10 @@ pub async fn sigterm_under_load(binary: &Path, dir: &Path) -> anyhow::Result<Out
     let recovery = rig.catch_up(Duration::from_secs(30)).await;
     let mut out = Outcome::from(rig.finish().await);
     out.recovery = recovery;
-    out.check(took.is_some(), "the gateway did not exit within 15 s of SIGTERM");
+    out.check(
+        took.is_some(),
+        "the gateway did not exit within 15 s of SIGTERM",
+    );
     out.note = match took {
         Some(t) => format!("exited {:.2} s after SIGTERM", t.as_secs_f64()),
         None => "killed after 15 s".into(),
@@ -120,7 +126,10 @@ pub async fn clock_stepped(binary: &Path, dir: &Path) -> anyhow::Result<Outcome>
     let mut out = Outcome::from(rig.finish().await);
     out.recovery = recovery;
     let crashes: u64 = out.tally.crashes.values().sum();
-    out.check(crashes == 0, format!("{crashes} crash reports over a clock step"));
+    out.check(
+        crashes == 0,
+        format!("{crashes} crash reports over a clock step"),
+    );
     out.note = "clock +1 h and -1 h for 8 s each; no crash report".into();
     Ok(out)
 }

@@ -76,4 +76,3 @@ async fn rig(setup: Setup, binary: &Path, dir: &Path) -> anyhow::Result<Rig> {
     tokio::time::sleep(WARM_UP).await;
     Ok(rig)
 }
-

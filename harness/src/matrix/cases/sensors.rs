@@ -43,7 +43,10 @@ pub async fn silent_sensors(binary: &Path, dir: &Path) -> anyhow::Result<Outcome
     let mut out = Outcome::from(rig.finish().await);
     out.recovery = recovery;
     let timeouts = out.tally.crashes.get("timeout").copied().unwrap_or(0);
-    out.check(timeouts >= 5, format!("{timeouts} timeout crash reports for 5 silent sensors"));
+    out.check(
+        timeouts >= 5,
+        format!("{timeouts} timeout crash reports for 5 silent sensors"),
+    );
     out.note = format!("{timeouts} timeout crash reports");
     Ok(out)
 }
@@ -69,7 +72,10 @@ pub async fn corrupt_storm(binary: &Path, dir: &Path) -> anyhow::Result<Outcome>
         .map(|s| s.sensor.clone())
         .collect();
     let hit_healthy = {
-        let books = rig.account.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let books = rig
+            .account
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         books
             .crashes_by_sensor
             .keys()
