@@ -47,6 +47,7 @@ fn upstream(port: u16) -> UpstreamConfig {
         outbox_max_bytes: 256 << 20,
         client_cert: None,
         max_message_size: 1 << 28,
+        replay_rate: None,
     }
 }
 

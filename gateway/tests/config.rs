@@ -359,3 +359,24 @@ fn a_client_certificate_needs_its_key_and_a_tls_broker() {
     let client = config.upstream.client_cert.unwrap();
     assert_eq!(client.key_file, Path::new("/etc/edgevisor/client.key"));
 }
+
+#[test]
+fn a_replay_rate_out_of_range_is_located_with_the_fix_and_a_good_one_is_kept() {
+    let bad = format!("{MINIMAL}replay_rate = 0\n");
+    assert_eq!(
+        located(&bad),
+        [(
+            6,
+            15,
+            "replay_rate must be 1 to 1000000 messages a second (got 0)".to_string()
+        )]
+    );
+    let good = Config::parse(
+        Path::new("t.toml"),
+        &format!("{MINIMAL}replay_rate = 500\n"),
+    )
+    .unwrap();
+    assert_eq!(good.upstream.replay_rate, Some(500));
+    let unset = Config::parse(Path::new("t.toml"), MINIMAL).unwrap();
+    assert_eq!(unset.upstream.replay_rate, None, "unlimited by default");
+}

@@ -326,3 +326,55 @@ async fn broker_down_for_the_whole_run_then_everything_drains_oldest_first() {
     gateway.signal(Signal::SIGTERM);
     assert_eq!(gateway.exit_code(20).await, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_replay_rate_live_readings_go_first_while_the_backlog_is_paced() {
+    let mut broker = Mosquitto::start().await.unwrap();
+    broker.kill().await.unwrap();
+    // 200 readings a second; the backlog replays at 100 a second.
+    let sensor = LineSensor::start(4).await;
+    let dir = TempDir::new("delivery-replay");
+    let cfg = config(broker.port(), &dir.0.join("state"), sensor.addr).replace(
+        "keep_alive = \"1s\"\n",
+        "keep_alive = \"1s\"\nreplay_rate = 100\n",
+    );
+    let mut gateway = Gateway::start_in(dir, &cfg).await;
+    wait_for("a backlog of 400", 20, || sensor.written() >= 400).await;
+    let upstream = restart_broker_under(&mut broker, &gateway).await;
+    let backlog = sensor.written();
+    all_arrive("replay", &[(&upstream, usize::MAX)], 1, READINGS).await;
+    let telemetry = upstream.on("telemetry/s");
+    let seq = |m: &Msg| m.json["seq"].as_u64().unwrap();
+    let ts = |m: &Msg| humantime::parse_rfc3339(m.json["ts"].as_str().unwrap()).unwrap();
+    // Readings that came after the reconnect went out as they arrived...
+    let mut live_latency: Vec<Duration> = telemetry
+        .iter()
+        .filter(|m| seq(m) > backlog + 20)
+        .map(|m| m.arrived.duration_since(ts(m)).unwrap_or_default())
+        .collect();
+    live_latency.sort();
+    let median = live_latency[live_latency.len() / 2];
+    // ...while the backlog took its time: 400 or so at 100 a second.
+    let backlog_arrivals: Vec<std::time::SystemTime> = telemetry
+        .iter()
+        .filter(|m| seq(m) <= backlog.saturating_sub(20))
+        .map(|m| m.arrived)
+        .collect();
+    let first = *backlog_arrivals.iter().min().unwrap();
+    let last = *backlog_arrivals.iter().max().unwrap();
+    let spread = last.duration_since(first).unwrap();
+    println!(
+        "replay: backlog {backlog} drained over {spread:?}; live median latency {median:?} ({} live readings)",
+        live_latency.len()
+    );
+    assert!(
+        median < Duration::from_millis(500),
+        "live readings waited behind the backlog: median {median:?}"
+    );
+    assert!(
+        spread >= Duration::from_secs(2),
+        "the backlog of {backlog} went out in {spread:?}: not paced at 100/s"
+    );
+    gateway.signal(Signal::SIGTERM);
+    assert_eq!(gateway.exit_code(20).await, Some(0));
+}

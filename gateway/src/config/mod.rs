@@ -117,6 +117,11 @@ pub struct UpstreamConfig {
     pub outbox_max_bytes: u64,
     /// Largest PUBLISH to send; default MQTT's own limit (256 MiB).
     pub max_message_size: u64,
+    /// `replay_rate`: telemetry per second at most from the backlog that
+    /// waited in the outbox when a connection came up, while live telemetry
+    /// goes first; `None` (the default) sends the outbox oldest first, as
+    /// fast as the broker acknowledges.
+    pub replay_rate: Option<u32>,
 }
 
 /// A TLS client certificate and its key.

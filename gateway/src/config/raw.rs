@@ -90,6 +90,8 @@ pub struct RawUpstream {
     pub outbox_max_bytes: Option<Size>,
     /// The largest message to publish (the broker's limit).
     pub max_message_size: Option<Spanned<Size>>,
+    /// Messages per second at most from the backlog after a reconnect.
+    pub replay_rate: Option<Spanned<i64>>,
 }
 
 with_policy!(

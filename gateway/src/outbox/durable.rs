@@ -300,6 +300,10 @@ impl Backend for Durable {
         self.shared.lock().accepted()
     }
 
+    fn last_id(&self) -> u64 {
+        self.shared.lock().last_id()
+    }
+
     fn is_full(&self) -> bool {
         self.shared.full.load(Ordering::Relaxed)
     }

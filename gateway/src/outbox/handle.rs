@@ -28,6 +28,8 @@ pub trait Backend: Send + Sync + 'static {
     fn sync(&self);
     /// Highest telemetry `seq` per sensor that is safe: committed, or acked.
     fn accepted(&self) -> BTreeMap<String, u64>;
+    /// The highest id handed out so far (0 before the first message).
+    fn last_id(&self) -> u64;
     /// True while producers should wait for room (see [`Outbox::room`]).
     fn is_full(&self) -> bool {
         false
@@ -108,6 +110,12 @@ impl Outbox {
             cursor.advance(message);
         }
         batch
+    }
+
+    /// The highest id handed out so far: what a new connection finds
+    /// waiting is at or below it (`upstream.replay_rate`).
+    pub fn last_id(&self) -> u64 {
+        self.backend.last_id()
     }
 
     /// Forgets messages the broker acknowledged.

@@ -78,6 +78,10 @@ impl Backend for MemoryStore {
     fn accepted(&self) -> BTreeMap<String, u64> {
         self.lock().accepted.clone()
     }
+
+    fn last_id(&self) -> u64 {
+        self.lock().next_id - 1
+    }
 }
 
 impl Queues {

@@ -10,8 +10,11 @@ use rumqttc::mqttbytes::v4::Publish;
 use rumqttc::mqttbytes::QoS;
 use tokio::sync::Notify;
 
+use tokio::time::Instant;
+
+use super::replay::Replay;
 use super::session::{Origin, Session};
-use crate::outbox::{Cursor, Outbox};
+use crate::outbox::{Cursor, Outbox, Stored};
 
 /// Latest retained value per topic, and which still need sending on the
 /// current connection. Kept payloads are stored at their exact size and
@@ -107,14 +110,67 @@ impl Retained {
 /// backlog replays (the window bounds what is in flight anyway).
 const MAX_PER_WRITE: usize = super::WINDOW as usize;
 
+/// Where one connection has read the outbox to.
+pub struct Cursors {
+    /// Reports, and telemetry oldest first (the backlog, with a replay rate).
+    pub backlog: Cursor,
+    /// With `upstream.replay_rate`: the live stream and the backlog's pace.
+    pub replay: Option<Replay>,
+}
+
+impl Cursors {
+    /// Cursors for a new connection; with a replay rate, the backlog is
+    /// what the outbox holds up to `last_id`.
+    pub fn new(replay_rate: Option<u32>, last_id: u64) -> Self {
+        Self {
+            backlog: Cursor::default(),
+            replay: replay_rate.map(|rate| Replay::new(rate, last_id, Instant::now())),
+        }
+    }
+
+    /// When the paced backlog may send again, if it has more to send.
+    pub fn backlog_due(&self) -> Option<Instant> {
+        self.replay.as_ref()?.next_at(&self.backlog)
+    }
+
+    /// Up to `room` outbox messages to send now: reports, then (with a
+    /// replay rate) live telemetry, then the backlog as its pace allows.
+    fn read(&mut self, outbox: &Outbox, room: usize) -> Vec<Stored> {
+        let Some(replay) = &mut self.replay else {
+            return outbox.read(&mut self.backlog, room);
+        };
+        let mut reports = Cursor {
+            report: self.backlog.report,
+            telemetry: u64::MAX,
+        };
+        let mut messages = outbox.read(&mut reports, room);
+        self.backlog.report = reports.report;
+        let left = room - messages.len().min(room);
+        messages.extend(outbox.read(replay.live(), left));
+        let left = room - messages.len().min(room);
+        let paced = replay.take(&self.backlog, left, Instant::now());
+        if paced > 0 {
+            let through = replay.backlog_through();
+            let mut backlog = Cursor {
+                report: u64::MAX,
+                telemetry: self.backlog.telemetry,
+            };
+            let read = outbox.read(&mut backlog, paced);
+            messages.extend(read.into_iter().filter(|m| m.id <= through));
+            self.backlog.telemetry = backlog.telemetry.min(through);
+        }
+        messages
+    }
+}
+
 /// Encodes into `out` what may be sent now: retained values still unsent on
-/// this connection, then outbox messages after `cursor` in send order, as
+/// this connection, then outbox messages after `cursors` in send order, as
 /// many as the session's window has room for. Returns how many.
 /// Messages too big to send are set aside with a report by `reporter`.
 pub fn fill(
     encoder: &mut Encoder,
     session: &mut Session,
-    cursor: &mut Cursor,
+    cursors: &mut Cursors,
     outbox: &Outbox,
     retained: &Retained,
     out: &mut BytesMut,
@@ -137,7 +193,7 @@ pub fn fill(
         return sent;
     }
     let mut undeliverable = Vec::new();
-    for message in outbox.read(cursor, room) {
+    for message in cursors.read(outbox, room) {
         let Some(pkid) = session.start(Origin::Outbox(message.id)) else {
             // Cannot happen (the read was limited to the room); should it,
             // a fresh cursor on the next connection sends the message.

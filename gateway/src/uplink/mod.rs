@@ -28,6 +28,7 @@ mod history;
 mod keepalive;
 mod options;
 mod refused;
+mod replay;
 mod session;
 mod wire;
 
@@ -83,6 +84,8 @@ struct Parts {
     reporter: Reporter,
     /// `upstream.max_message_size`: larger messages are never sent.
     max_message_size: usize,
+    /// `upstream.replay_rate` (`replay`).
+    replay_rate: Option<u32>,
 }
 
 /// The inputs of [`options::connect_options`].
@@ -144,6 +147,7 @@ impl Uplink {
             shared: shared.clone(),
             reporter,
             max_message_size: usize::try_from(upstream.max_message_size).unwrap_or(usize::MAX),
+            replay_rate: upstream.replay_rate,
         };
         let task = spawn_own_thread(parts, stopped);
         Ok(Self {

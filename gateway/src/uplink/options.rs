@@ -219,6 +219,7 @@ mod tests {
             keep_alive: std::time::Duration::from_secs(30),
             outbox_max_bytes: 1 << 20,
             max_message_size: 1 << 20,
+            replay_rate: None,
         }
     }
 

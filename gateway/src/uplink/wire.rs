@@ -20,11 +20,10 @@ use tokio::sync::watch;
 use tokio::time::{sleep_until, timeout, Instant};
 
 use super::connection::{read_packet, ConnectionError, Stream};
-use super::feeder::{fill, Encoder};
+use super::feeder::{fill, Cursors, Encoder};
 use super::keepalive::{Due, KeepAlive};
 use super::session::{Origin, Session};
 use super::{Parts, WINDOW};
-use crate::outbox::Cursor;
 
 /// Size the send buffer starts with; it grows for big batches.
 const SEND_BUFFER: usize = 16 * 1024;
@@ -110,7 +109,7 @@ struct Wire<'a> {
     out: BytesMut,
     session: Session,
     encoder: Encoder,
-    cursor: Cursor,
+    cursors: Cursors,
     clock: KeepAlive,
     parts: &'a Parts,
 }
@@ -125,7 +124,7 @@ impl<'a> Wire<'a> {
             out: BytesMut::with_capacity(SEND_BUFFER),
             session: Session::new(WINDOW),
             encoder: Encoder::new(parts.max_message_size),
-            cursor: Cursor::default(),
+            cursors: Cursors::new(parts.replay_rate, parts.outbox.last_id()),
             clock: KeepAlive::new(parts.options.keep_alive, Instant::now()),
             parts,
         }
@@ -152,7 +151,7 @@ impl<'a> Wire<'a> {
         fill(
             &mut self.encoder,
             &mut self.session,
-            &mut self.cursor,
+            &mut self.cursors,
             &parts.outbox,
             &parts.retained,
             &mut self.out,
@@ -169,12 +168,14 @@ impl<'a> Wire<'a> {
     }
 
     /// Waits for bytes from the broker, an append to the outbox, a retained
-    /// value, the keep-alive timer or a stop.
+    /// value, the paced backlog's next turn, the keep-alive timer or a stop.
     async fn idle(&mut self, stop: &mut watch::Receiver<bool>) -> Result<(), ConnectionError> {
         let has_room = self.session.room() > 0;
         let parts = self.parts;
+        let backlog_due = self.cursors.backlog_due();
         tokio::select! {
             read = read_some(&mut self.reader, &mut self.incoming) => at_least_one_byte(read),
+            _ = sleep_until(backlog_due.unwrap_or_else(Instant::now)), if has_room && backlog_due.is_some() => Ok(()),
             _ = parts.outbox.appended(), if has_room => Ok(()),
             _ = parts.retained.changed.notified(), if has_room => Ok(()),
             _ = stop.changed() => Ok(()),

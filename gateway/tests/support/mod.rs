@@ -28,6 +28,8 @@ pub struct Msg {
     /// The payload as sent (key order preserved).
     pub raw: String,
     pub retain: bool,
+    /// When the subscriber got it.
+    pub arrived: std::time::SystemTime,
 }
 
 /// Records every message under `edgevisor/#`, and checks each payload
@@ -75,6 +77,7 @@ impl Upstream {
                             json,
                             raw: String::from_utf8_lossy(&p.payload).to_string(),
                             retain: p.retain,
+                            arrived: std::time::SystemTime::now(),
                         });
                     }
                     Ok(_) => {}

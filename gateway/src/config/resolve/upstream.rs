@@ -52,7 +52,23 @@ pub(super) fn upstream(
         keep_alive,
         outbox_max_bytes: u.outbox_max_bytes.map_or(64 * 1024 * 1024, |s| s.0),
         max_message_size: max_message_size(u, problems),
+        replay_rate: replay_rate(u, problems),
     })
+}
+
+/// `replay_rate`: 1 to 1,000,000 messages a second; unset is unlimited.
+fn replay_rate(u: &RawUpstream, problems: &mut Vec<Problem>) -> Option<u32> {
+    let r = u.replay_rate.as_ref()?;
+    match u32::try_from(*r.get_ref()) {
+        Ok(n @ 1..=1_000_000) => Some(n),
+        _ => {
+            problems.push(
+                Problem::at(Some(r.span()), format!("replay_rate must be 1 to 1000000 messages a second (got {})", r.get_ref()))
+                    .hint("leave it out for no limit, or set what the broker should take on top of live traffic, e.g. replay_rate = 500"),
+            );
+            None
+        }
+    }
 }
 
 /// MQTT's own limit on a packet's remaining length (256 MiB - 1).
