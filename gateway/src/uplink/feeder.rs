@@ -106,9 +106,10 @@ impl Retained {
     }
 }
 
-/// Most publishes encoded for one write: bounds the send buffer while a
-/// backlog replays (the window bounds what is in flight anyway).
-const MAX_PER_WRITE: usize = super::WINDOW as usize;
+/// Most publishes encoded for one write (one turn, at most every 2 ms):
+/// bounds the send buffer (about 128 KiB) while a backlog replays; the
+/// window bounds what is in flight.
+const MAX_PER_WRITE: usize = 512;
 
 /// Where one connection has read the outbox to.
 pub struct Cursors {

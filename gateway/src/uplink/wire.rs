@@ -30,7 +30,7 @@ const SEND_BUFFER: usize = 16 * 1024;
 
 /// Shortest time between two turns of the loop: what a reading may wait
 /// for the next write at most, and the price of one write and one read per
-/// turn instead of per reading. Within a turn the window (512) bounds a
+/// turn instead of per reading. Within a turn at most 512 publishes go in a
 /// write, so the uplink carries up to 256,000 publishes a second.
 const TURN: std::time::Duration = std::time::Duration::from_millis(2);
 
