@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::{rig, Outcome};
+use super::{healed, rig, Outcome};
 use crate::matrix::proxy::Link;
 use crate::matrix::rig::{Rig, Setup};
 use crate::swarm::config::table;
@@ -17,11 +17,7 @@ pub async fn broker_killed(binary: &Path, dir: &Path) -> anyhow::Result<Outcome>
     rig.broker.kill().await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     rig.broker.restart().await?;
-    let recovery = rig.catch_up(Duration::from_secs(30)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut out = Outcome::from(rig.finish().await);
-    out.recovery = recovery;
-    Ok(out)
+    Ok(healed(rig, Duration::from_secs(2)).await.0)
 }
 
 /// The broker is frozen (SIGSTOP) for 8 s, four keep-alives of 2 s.
@@ -32,11 +28,7 @@ pub async fn broker_frozen(binary: &Path, dir: &Path) -> anyhow::Result<Outcome>
     rig.broker.pause()?;
     tokio::time::sleep(Duration::from_secs(8)).await;
     rig.broker.resume()?;
-    let recovery = rig.catch_up(Duration::from_secs(30)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let logs = rig.logs();
-    let mut out = Outcome::from(rig.finish().await);
-    out.recovery = recovery;
+    let (mut out, logs) = healed(rig, Duration::from_secs(2)).await;
     out.check(
         logs.contains("upstream"),
         "nothing in the log says the upstream link was lost",
@@ -57,9 +49,7 @@ pub async fn broker_flapping(binary: &Path, dir: &Path, span: Duration) -> anyho
         flaps += 1;
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    let recovery = rig.catch_up(Duration::from_secs(60)).await;
-    let mut out = Outcome::from(rig.finish().await);
-    out.recovery = recovery;
+    let (mut out, _) = healed(rig, Duration::ZERO).await;
     out.note = format!("{flaps} outages of 2 s");
     Ok(out)
 }
@@ -71,11 +61,7 @@ pub async fn slow_broker(binary: &Path, dir: &Path) -> anyhow::Result<Outcome> {
     rig.proxy.set(Link::Throttled(4096));
     tokio::time::sleep(Duration::from_secs(10)).await;
     rig.proxy.set(Link::Open);
-    let recovery = rig.catch_up(Duration::from_secs(30)).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut out = Outcome::from(rig.finish().await);
-    out.recovery = recovery;
-    Ok(out)
+    Ok(healed(rig, Duration::from_secs(1)).await.0)
 }
 
 /// A partition longer than the outbox holds: the bound is 1 MiB, 2,000
@@ -89,10 +75,7 @@ pub async fn partition_overflow(binary: &Path, dir: &Path) -> anyhow::Result<Out
     rig.proxy.set(Link::Cut);
     tokio::time::sleep(Duration::from_secs(15)).await;
     rig.proxy.set(Link::Open);
-    let recovery = rig.catch_up(Duration::from_secs(30)).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut out = Outcome::from(rig.finish().await);
-    out.recovery = recovery;
+    let (mut out, _) = healed(rig, Duration::from_secs(1)).await;
     out.expected_loss = Some(out.tally.dropped);
     out.check(
         out.tally.dropped > 0,
@@ -276,10 +259,7 @@ pub async fn message_too_big(binary: &Path, dir: &Path) -> anyhow::Result<Outcom
         .context("no json sensor in the mix")?;
     json.handle().inject(crate::sim::Fault::Overlong);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let recovery = rig.catch_up(Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut out = Outcome::from(rig.finish().await);
-    out.recovery = recovery;
+    let (mut out, _) = healed(rig, Duration::from_secs(1)).await;
     out.expected_loss = Some(out.tally.set_aside);
     out.check(
         out.tally.set_aside == 1,

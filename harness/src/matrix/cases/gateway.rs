@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{rig, Outcome};
+use super::{healed, rig, Outcome};
 use crate::matrix::rig::Setup;
 
 /// Plain load with nothing wrong; the gateway runs without journald (no
@@ -28,10 +28,7 @@ pub async fn gateway_sigkill(binary: &Path, dir: &Path) -> anyhow::Result<Outcom
         rig.start_gateway()?;
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }
-    let recovery = rig.catch_up(Duration::from_secs(30)).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut out = Outcome::from(rig.finish().await);
-    out.recovery = recovery;
+    let (mut out, _) = healed(rig, Duration::from_secs(1)).await;
     out.note = format!(
         "20 kills, {} duplicates (at-least-once)",
         out.tally.duplicates
@@ -48,9 +45,7 @@ pub async fn sigterm_under_load(binary: &Path, dir: &Path) -> anyhow::Result<Out
     let mut rig = rig(setup, binary, dir).await?;
     let took = rig.terminate_gateway(Duration::from_secs(15)).await;
     rig.start_gateway()?;
-    let recovery = rig.catch_up(Duration::from_secs(30)).await;
-    let mut out = Outcome::from(rig.finish().await);
-    out.recovery = recovery;
+    let (mut out, _) = healed(rig, Duration::ZERO).await;
     out.check(
         took.is_some(),
         "the gateway did not exit within 15 s of SIGTERM",
@@ -122,9 +117,7 @@ pub async fn clock_stepped(binary: &Path, dir: &Path) -> anyhow::Result<Outcome>
         set_clock(wall + mono.elapsed()).await?;
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
-    let recovery = rig.catch_up(Duration::from_secs(30)).await;
-    let mut out = Outcome::from(rig.finish().await);
-    out.recovery = recovery;
+    let (mut out, _) = healed(rig, Duration::ZERO).await;
     let crashes: u64 = out.tally.crashes.values().sum();
     out.check(
         crashes == 0,

@@ -26,6 +26,18 @@ use std::time::Duration;
 
 use super::rig::{Rig, Setup, Tally};
 
+/// The fault is over: measures the recovery (`Rig::catch_up`, at most a
+/// minute), lets the load run `after`, then drains and adds up. Returns
+/// the outcome and every gateway log of the case.
+async fn healed(rig: Rig, after: Duration) -> (Outcome, String) {
+    let recovery = rig.catch_up(Duration::from_secs(60)).await;
+    tokio::time::sleep(after).await;
+    let logs = rig.logs();
+    let mut out = Outcome::from(rig.finish().await);
+    out.recovery = recovery;
+    (out, logs)
+}
+
 /// What a case established.
 #[derive(Debug, Default)]
 pub struct Outcome {

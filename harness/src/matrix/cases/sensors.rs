@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{rig, Outcome};
+use super::{healed, rig, Outcome};
 use crate::matrix::rig::Setup;
 use crate::sim::Fault;
 use crate::swarm::fleet::Kind;
@@ -21,10 +21,7 @@ pub async fn serial_replug(binary: &Path, dir: &Path) -> anyhow::Result<Outcome>
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    let recovery = rig.catch_up(Duration::from_secs(30)).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut out = Outcome::from(rig.finish().await);
-    out.recovery = recovery;
+    let (mut out, _) = healed(rig, Duration::from_secs(3)).await;
     let io = out.tally.crashes.get("io").copied().unwrap_or(0)
         + out.tally.crashes.get("eof").copied().unwrap_or(0);
     out.check(io > 0, "no io or eof crash report for an unplugged port");
@@ -39,9 +36,7 @@ pub async fn silent_sensors(binary: &Path, dir: &Path) -> anyhow::Result<Outcome
         sim.handle().inject(Fault::Silence(Duration::from_secs(12)));
     }
     tokio::time::sleep(Duration::from_secs(14)).await;
-    let recovery = rig.catch_up(Duration::from_secs(30)).await;
-    let mut out = Outcome::from(rig.finish().await);
-    out.recovery = recovery;
+    let (mut out, _) = healed(rig, Duration::ZERO).await;
     let timeouts = out.tally.crashes.get("timeout").copied().unwrap_or(0);
     out.check(
         timeouts >= 5,

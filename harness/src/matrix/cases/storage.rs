@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{rig, Outcome};
+use super::{healed, rig, Outcome};
 use crate::matrix::proxy::Link;
 use crate::matrix::rig::{Rig, Setup};
 
@@ -55,12 +55,8 @@ async fn with_state_on_tmpfs(
     tokio::time::sleep(Duration::from_secs(8)).await;
     std::fs::remove_file(&ballast)?;
     rig.proxy.set(Link::Open);
-    let recovery = rig.catch_up(Duration::from_secs(30)).await;
     // The writer retries every second.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let logs = rig.logs();
-    let mut out = Outcome::from(rig.finish().await);
-    out.recovery = recovery;
+    let (mut out, logs) = healed(rig, Duration::from_secs(3)).await;
     let failed = logs
         .lines()
         .filter(|l| l.contains("outbox storage failed"))
