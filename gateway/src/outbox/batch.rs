@@ -82,6 +82,8 @@ pub struct Outcome {
     pub dropped: BTreeMap<String, u64>,
     /// The telemetry ids `(after, through]` those drops removed.
     pub dropped_range: Option<(u64, u64)>,
+    /// A drop was needed and found nothing it may remove.
+    pub drop_freed_nothing: bool,
     /// fsyncs this transaction (and any checkpoint after it) cost.
     pub fsyncs: u64,
     /// What the file held, when it was first read only now (it could not

@@ -142,7 +142,10 @@ impl Queues {
             (Class::Telemetry, cursor.telemetry),
         ] {
             let queue = &self.queues[class as usize];
-            for (id, e) in queue.range(after + 1..).take(limit - out.len()) {
+            for (id, e) in queue
+                .range(after.saturating_add(1)..)
+                .take(limit - out.len())
+            {
                 out.push(Stored {
                     id: *id,
                     class,

@@ -199,14 +199,23 @@ impl Writer {
             // above it until this commit is booked (`staged::handout`).
             let keep = self.shared.lock().begin_drop();
             drop_oldest(&tx, batch.over - freed, keep, &mut outcome)?;
+            outcome.drop_freed_nothing = outcome.dropped_range.is_none();
         }
         tx.commit()?;
         outcome.fsyncs = 1;
         self.wal_bytes += written;
         if self.wal_bytes >= CHECKPOINT_BYTES {
             self.wal_bytes = 0;
-            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-            outcome.fsyncs += 2;
+            // The transaction is committed: a checkpoint that fails (a full
+            // or read-only disk) must not send it down the failed path,
+            // which would stage its rows again and forget its drops. The
+            // WAL keeps the data; the next checkpoint tries again.
+            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                Ok(()) => outcome.fsyncs += 2,
+                Err(error) => {
+                    tracing::warn!(%error, "outbox checkpoint failed; the WAL keeps the data, retrying at the next one")
+                }
+            }
         }
         Ok(outcome)
     }

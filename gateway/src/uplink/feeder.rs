@@ -136,10 +136,19 @@ impl Cursors {
 
     /// Up to `room` outbox messages to send now: reports, then (with a
     /// replay rate) live telemetry, then the backlog as its pace allows.
-    fn read(&mut self, outbox: &Outbox, room: usize) -> Vec<Stored> {
+    /// `in_order` (the session sends one at a time to find a message the
+    /// broker refuses, `Session::one_at_a_time`) sends everything in id
+    /// order, as without a rate: the suspect is then the next one out.
+    fn read(&mut self, outbox: &Outbox, room: usize, in_order: bool) -> Vec<Stored> {
         let Some(replay) = &mut self.replay else {
             return outbox.read(&mut self.backlog, room);
         };
+        if in_order {
+            let messages = outbox.read(&mut self.backlog, room);
+            let live = replay.live();
+            live.telemetry = live.telemetry.max(self.backlog.telemetry);
+            return messages;
+        }
         let mut reports = Cursor {
             report: self.backlog.report,
             telemetry: u64::MAX,
@@ -157,7 +166,9 @@ impl Cursors {
                 telemetry: self.backlog.telemetry,
             };
             let read = outbox.read(&mut backlog, paced);
+            let before = messages.len();
             messages.extend(read.into_iter().filter(|m| m.id <= through));
+            replay.read_came_back(paced, messages.len() - before, Instant::now());
             self.backlog.telemetry = backlog.telemetry.min(through);
         }
         messages
@@ -194,7 +205,8 @@ pub fn fill(
         return sent;
     }
     let mut undeliverable = Vec::new();
-    for message in cursors.read(outbox, room) {
+    let in_order = session.is_one_at_a_time();
+    for message in cursors.read(outbox, room, in_order) {
         let Some(pkid) = session.start(Origin::Outbox(message.id)) else {
             // Cannot happen (the read was limited to the room); should it,
             // a fresh cursor on the next connection sends the message.

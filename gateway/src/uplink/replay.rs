@@ -13,9 +13,14 @@
 //! window (unacknowledged publishes) bounds both streams together, so the
 //! broker is never sent more than it acknowledges.
 
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 use crate::outbox::Cursor;
+
+/// How long the backlog rests after a read that found nothing.
+const REST: Duration = Duration::from_secs(1);
 
 /// One connection's split of the outbox into backlog and live telemetry.
 #[derive(Debug)]
@@ -29,6 +34,9 @@ pub struct Replay {
     burst: f64,
     tokens: f64,
     refilled: Instant,
+    /// A backlog read found nothing (the backlog's end, or ids that were
+    /// acknowledged or are reports): no timer wake-ups until then.
+    rest_until: Option<Instant>,
 }
 
 impl Replay {
@@ -48,7 +56,16 @@ impl Replay {
             burst,
             tokens: burst,
             refilled: now,
+            rest_until: None,
         }
+    }
+
+    /// What the last backlog read gave for `asked` messages: nothing means
+    /// the backlog may be through (its last id can be a report's, or one
+    /// acknowledged before), so it rests a second instead of waking the
+    /// uplink at every token; a read happens again after that.
+    pub fn read_came_back(&mut self, asked: usize, got: usize, now: Instant) {
+        self.rest_until = (asked > 0 && got == 0).then(|| now + REST);
     }
 
     /// The cursor of the live stream (reads telemetry above the backlog).
@@ -60,7 +77,7 @@ impl Replay {
     /// taken from the bucket. 0 once `backlog` (the backlog cursor) has
     /// read the whole backlog.
     pub fn take(&mut self, backlog: &Cursor, room: usize, now: Instant) -> usize {
-        if backlog.telemetry >= self.backlog_through {
+        if backlog.telemetry >= self.backlog_through || self.rest_until.is_some_and(|t| now < t) {
             return 0;
         }
         let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
@@ -84,14 +101,14 @@ impl Replay {
             return None;
         }
         let missing = (1.0 - self.tokens).max(0.0);
-        Some(self.refilled + std::time::Duration::from_secs_f64(missing / self.rate))
+        let token = self.refilled + std::time::Duration::from_secs_f64(missing / self.rate);
+        Some(self.rest_until.map_or(token, |rest| rest.max(token)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn cursor(telemetry: u64) -> Cursor {
         Cursor {
@@ -114,6 +131,20 @@ mod tests {
             "room bounds it"
         );
         assert!(r.next_at(&cursor(160)).is_some());
+    }
+
+    #[test]
+    fn an_empty_backlog_read_rests_a_second_instead_of_waking_at_every_token() {
+        let t0 = Instant::now();
+        let mut r = Replay::new(1000, 5000, t0);
+        let n = r.take(&cursor(0), 512, t0);
+        r.read_came_back(n, 0, t0);
+        assert!(r.next_at(&cursor(0)).unwrap() >= t0 + Duration::from_secs(1));
+        assert_eq!(r.take(&cursor(0), 512, t0 + Duration::from_millis(500)), 0);
+        assert!(
+            r.take(&cursor(0), 512, t0 + Duration::from_secs(1)) > 0,
+            "then it tries again"
+        );
     }
 
     #[test]

@@ -30,9 +30,18 @@ pub struct Session {
     free: VecDeque<u16>,
     sent: u64,
     /// After a lost connection: one publish at a time until the outbox
-    /// message with this id (or a later one) is acknowledged.
+    /// message with this id is acknowledged, or [`SUSPECT_PATIENCE`] others
+    /// were (it was dropped for the bound, or went out on a connection
+    /// that then failed).
     one_at_a_time_until: Option<u64>,
+    /// Acknowledgements of other messages while sending one at a time.
+    acks_without_suspect: u32,
 }
+
+/// Outbox messages acknowledged one at a time without the suspect among
+/// them, after which the whole window opens again: the suspect is not
+/// coming (the crash reports that may go before it are fewer).
+pub const SUSPECT_PATIENCE: u32 = 64;
 
 impl Session {
     /// A session allowing `window` publishes in flight (at least one).
@@ -43,6 +52,7 @@ impl Session {
             free: (1..=window).collect(),
             sent: 0,
             one_at_a_time_until: None,
+            acks_without_suspect: 0,
         }
     }
 
@@ -57,6 +67,12 @@ impl Session {
             one_at_a_time_until: Some(suspect),
             ..Self::new(window)
         }
+    }
+
+    /// Whether it sends one publish at a time (after a lost connection,
+    /// until the suspect is through).
+    pub fn is_one_at_a_time(&self) -> bool {
+        self.one_at_a_time_until.is_some()
     }
 
     /// Publishes that may still be started before an ack frees an id.
@@ -86,8 +102,15 @@ impl Session {
     pub fn acked(&mut self, pkid: u16) -> Option<Origin> {
         let (origin, _) = self.slots.get_mut(usize::from(pkid))?.take()?;
         self.free.push_back(pkid);
-        if let (Origin::Outbox(id), Some(until)) = (origin, self.one_at_a_time_until) {
-            if id >= until {
+        if let Some(suspect) = self.one_at_a_time_until {
+            // Send order is not id order (reports go first; with a replay
+            // rate live telemetry does too): only the suspect itself ends it.
+            // Retained values (a state per sensor) go first on every
+            // connection and do not count.
+            if matches!(origin, Origin::Outbox(_)) {
+                self.acks_without_suspect += 1;
+            }
+            if origin == Origin::Outbox(suspect) || self.acks_without_suspect >= SUSPECT_PATIENCE {
                 self.one_at_a_time_until = None;
             }
         }
@@ -126,9 +149,11 @@ impl Session {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn one_at_a_time_until_the_suspect_is_acknowledged() {
+    fn one_at_a_time_until_the_suspect_itself_is_acknowledged() {
         let mut s = super::Session::one_at_a_time(8, 5);
-        for id in [1, 4] {
+        // A report or a live reading with a higher id, sent first, does not
+        // end it: send order is not id order.
+        for id in [1, 9, 4] {
             assert_eq!(s.room(), 1);
             let p = s.start(super::Origin::Outbox(id)).unwrap();
             assert_eq!(s.room(), 0);
@@ -136,6 +161,18 @@ mod tests {
         }
         let p = s.start(super::Origin::Outbox(5)).unwrap();
         s.acked(p);
+        assert_eq!(s.room(), 8);
+    }
+
+    #[test]
+    fn a_suspect_that_never_comes_ends_one_at_a_time_after_a_while() {
+        let mut s = super::Session::one_at_a_time(8, 5);
+        for id in 100..100 + u64::from(super::SUSPECT_PATIENCE) {
+            assert!(s.is_one_at_a_time());
+            let p = s.start(super::Origin::Outbox(id)).unwrap();
+            s.acked(p);
+        }
+        assert!(!s.is_one_at_a_time());
         assert_eq!(s.room(), 8);
     }
 

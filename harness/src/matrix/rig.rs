@@ -228,6 +228,24 @@ impl Rig {
         (a.accepted(), a.delivered(), a.dropped())
     }
 
+    /// Waits until a status of a boot later than `boot` reported accepted
+    /// readings: that life's acceptances are on the books. Returns the
+    /// boot, or `boot` after `within`.
+    pub async fn accepting_boot_after(&self, boot: u64, within: Duration) -> u64 {
+        let began = Instant::now();
+        loop {
+            let latest = self
+                .account
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .latest_accepting_boot();
+            if latest > boot || began.elapsed() >= within {
+                return latest;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until the gateway's first reading reaches the broker.
     pub async fn first_delivery(&self, within: Duration) -> anyhow::Result<()> {
         let began = Instant::now();
@@ -300,7 +318,24 @@ impl Rig {
             dropped: a.dropped(),
             duplicates: a.duplicates,
             crashes: a.crashes_by_reason.clone(),
-            set_aside: set_aside(&a),
+            set_aside: a.set_aside,
+            drop_mismatch: {
+                let dropped = a.dropped_by_sensor();
+                let lost = a.lost();
+                let sensors: std::collections::BTreeSet<&String> =
+                    dropped.keys().chain(lost.keys()).collect();
+                sensors
+                    .into_iter()
+                    .filter(|s| dropped.get(*s) != lost.get(*s))
+                    .map(|s| {
+                        format!(
+                            "{s}: lost {}, reported dropped {}",
+                            lost.get(s).unwrap_or(&0),
+                            dropped.get(s).unwrap_or(&0)
+                        )
+                    })
+                    .collect()
+            },
             peak_rss_bytes: self.peak_rss,
             cpu_s: self.cpu_s,
             drained,
@@ -320,24 +355,13 @@ impl Rig {
                 (last, stable_since) = (accepted, Instant::now());
             }
             let lost: u64 = a.lost().values().sum();
-            if stable_since.elapsed() > Duration::from_secs(3)
-                && lost <= a.dropped() + set_aside(&a)
+            if stable_since.elapsed() > Duration::from_secs(3) && lost <= a.dropped() + a.set_aside
             {
                 return true;
             }
         }
         false
     }
-}
-
-/// Reports on `crash/_outbox`: messages the broker refused, set aside.
-fn set_aside(account: &Account) -> u64 {
-    account
-        .crashes_by_sensor
-        .iter()
-        .filter(|((sensor, _), _)| sensor == "_outbox")
-        .map(|(_, n)| *n)
-        .sum()
 }
 
 /// A case's figures once it drained.
@@ -357,6 +381,9 @@ pub struct Tally {
     pub crashes: std::collections::BTreeMap<String, u64>,
     /// Reports on `crash/_outbox`: messages the broker refused, set aside.
     pub set_aside: u64,
+    /// Sensors whose loss differs from what the gateway reported dropped
+    /// for them (a drop policy must account for a loss sensor by sensor).
+    pub drop_mismatch: Vec<String>,
     /// The gateway's peak resident memory over all its lives.
     pub peak_rss_bytes: u64,
     /// Its CPU over all its lives.

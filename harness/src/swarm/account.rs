@@ -38,6 +38,8 @@ pub struct Account {
     pub latencies_ms: Vec<f64>,
     /// Telemetry messages received (with duplicates).
     pub received: u64,
+    /// Reports on `crash/_outbox` saying a message was set aside, not sent.
+    pub set_aside: u64,
 }
 
 /// The simulator's own number in a telemetry `data` object.
@@ -65,6 +67,13 @@ impl Account {
         match level {
             "telemetry" => self.telemetry(sensor, &json, received),
             "crash" => {
+                if sensor == "_outbox"
+                    && json["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("set aside"))
+                {
+                    self.set_aside += 1;
+                }
                 let reason = json["reason"].as_str().unwrap_or("?").to_string();
                 *self.crashes_by_reason.entry(reason.clone()).or_default() += 1;
                 *self
@@ -154,6 +163,25 @@ impl Account {
     /// Telemetry the gateway said it dropped at its outbox bound, all boots.
     pub fn dropped(&self) -> u64 {
         self.dropped.values().sum()
+    }
+
+    /// Per sensor, all boots: what the gateway said it dropped.
+    pub fn dropped_by_sensor(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for ((sensor, _), n) in &self.dropped {
+            *out.entry(sensor.clone()).or_default() += n;
+        }
+        out
+    }
+
+    /// The latest boot whose status reported accepted readings.
+    pub fn latest_accepting_boot(&self) -> u64 {
+        self.accepted
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|((_, boot), _)| *boot)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Per sensor: (accepted, unique delivered), for diagnosis.

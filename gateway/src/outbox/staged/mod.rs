@@ -64,6 +64,10 @@ pub struct State {
     gone: [Vec<handout::Gone>; 2],
     /// The writer is dropping telemetry above this id from disk.
     dropping: Option<u64>,
+    /// `(sent_through, last_id)` when a drop from disk last freed nothing
+    /// (everything on disk was with the uplink): no drop is tried again
+    /// until either moves, or the writer would spin on empty transactions.
+    futile_drop: Option<(u64, u64)>,
     /// A caller waits in `sync`: commit now, without lingering.
     pub urgent: bool,
     /// The last handle is gone: flush and stop.
@@ -100,6 +104,7 @@ impl State {
             active_reads: 0,
             gone: Default::default(),
             dropping: None,
+            futile_drop: None,
             urgent: false,
             closing: false,
         }
@@ -231,6 +236,11 @@ impl State {
         wake && self.first_staged.is_some()
     }
 
+    /// Whether a drop from disk could free anything now (see `futile_drop`).
+    fn drop_may_free(&self) -> bool {
+        self.futile_drop != Some((self.sent_through[Class::Telemetry as usize], self.last_id()))
+    }
+
     fn bytes(&self) -> u64 {
         self.disk[0].bytes + self.disk[1].bytes + self.staged_bytes
     }
@@ -240,7 +250,9 @@ impl State {
         self.staged_len() > 0
             || !self.deletes.is_empty()
             || self.durable_through < self.last_id()
-            || (self.bytes() > self.max_bytes && self.disk[Class::Telemetry as usize].count > 0)
+            || (self.bytes() > self.max_bytes
+                && self.disk[Class::Telemetry as usize].count > 0
+                && self.drop_may_free())
     }
 
     /// Messages and deletions ready to commit.
@@ -300,7 +312,11 @@ impl State {
         Batch {
             inserts,
             deletes: std::mem::take(&mut self.deletes),
-            over: self.bytes().saturating_sub(self.max_bytes),
+            over: if self.drop_may_free() {
+                self.bytes().saturating_sub(self.max_bytes)
+            } else {
+                0
+            },
             delivered,
             through,
         }
@@ -313,6 +329,9 @@ impl State {
         if let Some((after, through)) = outcome.dropped_range {
             self.record_gone(Class::Telemetry, after, through);
         }
+        self.futile_drop = outcome
+            .drop_freed_nothing
+            .then(|| (self.sent_through[Class::Telemetry as usize], self.last_id()));
         // `found` is None unless this commit first read a file that could
         // not be opened at start: then there is nothing to add.
         for (disk, found) in self.disk.iter_mut().zip(outcome.found.unwrap_or_default()) {
@@ -489,6 +508,24 @@ mod tests {
         assert_eq!(ids(&again), [1]);
         assert!(!s.failed(again, "disk full".into()), "the same episode");
         assert_eq!(s.stats(None, 0).storage_faults, 1);
+    }
+
+    #[test]
+    fn a_drop_that_freed_nothing_is_not_tried_again_until_something_moves() {
+        let mut s = state_bounded(20, 1 << 20);
+        s.append(vec![reading(1), reading(2)], 0);
+        s.handed_out(Class::Telemetry, 2);
+        let batch = s.take(Take::All);
+        assert!(batch.over > 0, "26 bytes against a bound of 20");
+        let outcome = Outcome {
+            drop_freed_nothing: true,
+            ..Default::default()
+        };
+        s.committed(batch, outcome);
+        assert!(!s.has_work(), "no empty drop transaction in a loop");
+        assert_eq!(s.take(Take::All).over, 0);
+        s.handed_out(Class::Telemetry, 3);
+        assert!(s.has_work(), "the uplink moved: a drop may free something");
     }
 
     #[test]

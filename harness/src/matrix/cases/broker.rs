@@ -81,6 +81,9 @@ pub async fn partition_overflow(binary: &Path, dir: &Path) -> anyhow::Result<Out
         out.tally.dropped > 0,
         "the partition did not overflow the outbox",
     );
+    for mismatch in out.tally.drop_mismatch.clone() {
+        out.check(false, mismatch);
+    }
     out.note = format!("dropped {} at the 1 MiB bound", out.tally.dropped);
     Ok(out)
 }
@@ -240,7 +243,8 @@ pub async fn refused_topic(binary: &Path, dir: &Path) -> anyhow::Result<Outcome>
     Ok(out)
 }
 
-/// One reading larger than the broker's `message_size_limit` (2 KiB):
+/// One reading larger than the broker's `message_size_limit` (2 KiB), with
+/// `replay_rate` set:
 /// Mosquitto drops the connection over it, the gateway sets it aside with
 /// a report on `crash/_outbox` (after it was alone in flight three times),
 /// and everything behind it flows. The one reading is the only loss, and
@@ -248,6 +252,10 @@ pub async fn refused_topic(binary: &Path, dir: &Path) -> anyhow::Result<Outcome>
 pub async fn message_too_big(binary: &Path, dir: &Path) -> anyhow::Result<Outcome> {
     let mut setup = Setup::standard();
     setup.broker = "message_size_limit 2048".into();
+    // With a replay rate: the refused message is then in the backlog while
+    // live readings go first, and must still be found and set aside
+    // (without a rate, gateway/tests/message_size.rs shows the same).
+    setup.upstream = table([("replay_rate", 1000.into())]);
     // The sensors take the 4 KiB reading; only the broker refuses it.
     setup.max_frame = Some(16 * 1024);
     let rig = rig(setup, binary, dir).await?;

@@ -19,16 +19,30 @@ pub async fn journald_absent(binary: &Path, dir: &Path) -> anyhow::Result<Outcom
     Ok(out)
 }
 
-/// The gateway is SIGKILLed under load 20 times in a row, 1.5 s apart,
-/// and started again each time.
+/// The gateway is SIGKILLed under load 20 times in a row and started
+/// again each time, each life killed at a random moment after its status
+/// reported what it accepted (so a loss of an accepted reading shows).
 pub async fn gateway_sigkill(binary: &Path, dir: &Path) -> anyhow::Result<Outcome> {
     let mut rig = rig(Setup::standard(), binary, dir).await?;
+    let mut boot = rig.accepting_boot_after(0, Duration::from_secs(10)).await;
+    let mut unbooked = 0;
     for _ in 0..20 {
+        // Each life's acceptances are on the books (its status said so)
+        // before it dies, at a random moment after that.
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..1000))).await;
         rig.kill_gateway().await;
         rig.start_gateway()?;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let next = rig
+            .accepting_boot_after(boot, Duration::from_secs(10))
+            .await;
+        unbooked += u32::from(next == boot);
+        boot = next;
     }
     let (mut out, _) = healed(rig, Duration::from_secs(1)).await;
+    out.check(
+        unbooked == 0,
+        format!("{unbooked} lives never reported what they accepted"),
+    );
     out.note = format!(
         "20 kills, {} duplicates (at-least-once)",
         out.tally.duplicates
