@@ -70,9 +70,23 @@ pub enum DbError {
     /// memory): the durability argument does not hold, so the file is not used.
     #[error("outbox database refused WAL mode (journal_mode is {0}); put state_dir on a local filesystem")]
     NotWal(String),
+    /// The disk filled up: new messages are held in memory (within the
+    /// outbox's memory bound) until it has room again, while acknowledged
+    /// ones are still deleted from the file.
+    #[error("the disk is full: new messages are held in memory until space is freed; acknowledged ones are still deleted")]
+    FullHold,
 }
 
 impl DbError {
+    /// The volume is full (SQLITE_FULL).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            DbError::Storage(e) => e.sqlite_error_code() == Some(ErrorCode::DiskFull),
+            DbError::FullHold => true,
+            _ => false,
+        }
+    }
+
     /// Sorts an SQLite error into damage or a storage fault.
     pub fn classify(error: rusqlite::Error) -> Self {
         match error.sqlite_error_code() {

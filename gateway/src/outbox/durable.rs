@@ -16,6 +16,7 @@ use rusqlite::Connection;
 
 use super::db::{self, table, DbError, DB_FILE};
 use super::handle::Backend;
+use super::reserve::Reserve;
 use super::staged::State;
 use super::writer::{self, Shared};
 use super::{Class, Cursor, Message, Stats, Stored};
@@ -96,12 +97,16 @@ impl Durable {
         if let Some(error) = &opened.storage_error {
             state.failed(Default::default(), error.clone());
         }
+        // Space for deletions on a disk that fills up (`reserve`), taken
+        // here so it is in place before anything is written.
+        let mut reserve = Reserve::beside(&path);
+        reserve.keep();
         let shared = Arc::new(Shared::new(state, path));
         let thread = std::thread::Builder::new()
             .name("outbox-writer".into())
             .spawn({
                 let shared = shared.clone();
-                move || writer::run(shared, conn)
+                move || writer::run(shared, conn, reserve)
             })
             .map_err(|e| tracing::error!(error = %e, "cannot start the outbox writer thread"))
             .ok();

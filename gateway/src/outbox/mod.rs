@@ -30,6 +30,7 @@ mod handle;
 pub mod inspect;
 pub mod memory;
 pub mod notice;
+mod reserve;
 mod staged;
 mod writer;
 

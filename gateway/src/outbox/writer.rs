@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, Transaction};
 
 use super::db::{self, table};
+use super::reserve::Reserve;
 use super::staged::{Batch, Entry, Outcome, State, Take};
 use super::Class;
 
@@ -85,10 +86,15 @@ struct Writer {
     closing_tried: bool,
     /// The file was not readable at start: count its rows on first open.
     unread: bool,
+    /// Room kept for deletions on a disk that stays full.
+    reserve: Reserve,
+    /// The disk filled up: only deletions are committed until the reserve
+    /// can be made again (`reserve`).
+    hold_inserts: bool,
 }
 
 /// The thread body: commits until the outbox is closed and flushed.
-pub fn run(shared: Arc<Shared>, conn: Option<Connection>) {
+pub fn run(shared: Arc<Shared>, conn: Option<Connection>, reserve: Reserve) {
     let retry_at = conn.is_none().then(|| Instant::now() + RETRY);
     let unread = conn.is_none();
     let mut writer = Writer {
@@ -98,14 +104,25 @@ pub fn run(shared: Arc<Shared>, conn: Option<Connection>) {
         wal_bytes: 0,
         closing_tried: false,
         unread,
+        reserve,
+        hold_inserts: false,
     };
     while let Some(batch) = writer.next_batch() {
-        let result = writer.commit(&batch);
+        if writer.hold_inserts && writer.reserve.disk_has_room() {
+            writer.hold_inserts = false;
+            tracing::info!(path = %writer.shared.path.display(), "the disk has room again: writing new messages again");
+        }
+        let result = if writer.hold_inserts {
+            Err(db::DbError::FullHold)
+        } else {
+            writer.commit(&batch)
+        };
         let mut state = writer.shared.lock();
         match result {
             Ok(outcome) => {
                 writer.retry_at = None;
                 writer.unread = false;
+                writer.reserve.keep();
                 if state.committed(batch, outcome) {
                     tracing::info!(path = %writer.shared.path.display(), "outbox storage recovered; committing again");
                 }
@@ -113,6 +130,24 @@ pub fn run(shared: Arc<Shared>, conn: Option<Connection>) {
             Err(error) => {
                 writer.conn = None;
                 writer.retry_at = Some(Instant::now() + RETRY);
+                let mut batch = batch;
+                if error.is_disk_full() {
+                    drop(state);
+                    writer.hold_inserts = true;
+                    if writer.reserve.release() {
+                        tracing::warn!(path = %writer.shared.path.display(), "disk full: released the outbox's reserve so acknowledged messages can be deleted; new ones wait in memory");
+                    }
+                    // Deletions alone need far less room than the batch:
+                    // what the broker acknowledged leaves the file even
+                    // while new rows cannot get in.
+                    if !batch.deletes.is_empty() {
+                        if let Ok(removed) = delete_only(&writer.shared.path, &batch.deletes) {
+                            batch.deletes.clear();
+                            writer.shared.lock().book_removed(&removed);
+                        }
+                    }
+                    state = writer.shared.lock();
+                }
                 let text = error.to_string();
                 if state.failed(batch, text.clone()) {
                     tracing::error!(path = %writer.shared.path.display(), error = %text, "outbox storage failed; holding messages in memory and retrying every second");
@@ -316,6 +351,24 @@ fn delete(tx: &Transaction<'_>, ids: &[u64], outcome: &mut Outcome) -> rusqlite:
         }
     }
     Ok(freed)
+}
+
+/// Deletes acknowledged rows in a transaction of their own and checkpoints
+/// (TRUNCATE, so the WAL gives its space back): on a full disk a batch with
+/// inserts fails, and its deletions would fail with it.
+fn delete_only(
+    path: &std::path::Path,
+    ids: &[u64],
+) -> Result<[super::batch::Removed; 2], db::DbError> {
+    let mut conn = db::open(path)?;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(db::DbError::classify)?;
+    let mut outcome = Outcome::default();
+    delete(&tx, ids, &mut outcome).map_err(db::DbError::classify)?;
+    tx.commit().map_err(db::DbError::classify)?;
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    Ok(outcome.deleted)
 }
 
 /// Drops the oldest telemetry on disk above `keep_through` (what the

@@ -134,9 +134,14 @@ const CASES: &[(&str, Speed, &str)] = &[
         "state directory full for 8 s (a tmpfs; needs root)",
     ),
     (
+        "disk-stays-full",
+        Speed::Fast,
+        "state directory full for good (a tmpfs; needs root): the reserve lets the outbox recover",
+    ),
+    (
         "read-only-state",
         Speed::Fast,
-        "state directory read-only for 8 s (a tmpfs; needs root)",
+        "state directory read-only at start (a tmpfs; needs root): refused, then runs once writable",
     ),
     (
         "gateway-sigkill",
@@ -268,6 +273,7 @@ async fn one(name: &str, binary: &Path, dir: &Path, args: &MatrixArgs) -> anyhow
         "refused-topic" => cases::refused_topic(binary, dir).await,
         "disk-full" => cases::disk_fault(binary, dir, cases::DiskFault::Full).await,
         "read-only-state" => cases::disk_fault(binary, dir, cases::DiskFault::ReadOnly).await,
+        "disk-stays-full" => cases::disk_fault(binary, dir, cases::DiskFault::StaysFull).await,
         "clock-stepped" => cases::clock_stepped(binary, dir).await,
         "serial-replug" => cases::serial_replug(binary, dir).await,
         "silent-sensors" => cases::silent_sensors(binary, dir).await,

@@ -64,10 +64,10 @@ pub struct State {
     gone: [Vec<handout::Gone>; 2],
     /// The writer is dropping telemetry above this id from disk.
     dropping: Option<u64>,
-    /// `(sent_through, last_id)` when a drop from disk last freed nothing
-    /// (everything on disk was with the uplink): no drop is tried again
-    /// until either moves, or the writer would spin on empty transactions.
-    futile_drop: Option<(u64, u64)>,
+    /// `drop_key()` when a drop from disk last freed nothing (everything
+    /// on disk was with the uplink): no drop is tried again until it
+    /// changes, or the writer would spin on empty transactions.
+    futile_drop: Option<(u64, u64, u64)>,
     /// A caller waits in `sync`: commit now, without lingering.
     pub urgent: bool,
     /// The last handle is gone: flush and stop.
@@ -236,9 +236,19 @@ impl State {
         wake && self.first_staged.is_some()
     }
 
+    /// What a drop from disk depends on: what the uplink holds, the ids
+    /// handed out, and what is committed.
+    fn drop_key(&self) -> (u64, u64, u64) {
+        (
+            self.sent_through[Class::Telemetry as usize],
+            self.last_id(),
+            self.durable_through,
+        )
+    }
+
     /// Whether a drop from disk could free anything now (see `futile_drop`).
     fn drop_may_free(&self) -> bool {
-        self.futile_drop != Some((self.sent_through[Class::Telemetry as usize], self.last_id()))
+        self.futile_drop != Some(self.drop_key())
     }
 
     fn bytes(&self) -> u64 {
@@ -309,14 +319,16 @@ impl State {
             self.start_clock();
         }
         self.delete_set.clear();
+        // New rows may be above what the uplink holds: droppable.
+        let over = if self.drop_may_free() || !inserts.is_empty() {
+            self.bytes().saturating_sub(self.max_bytes)
+        } else {
+            0
+        };
         Batch {
             inserts,
             deletes: std::mem::take(&mut self.deletes),
-            over: if self.drop_may_free() {
-                self.bytes().saturating_sub(self.max_bytes)
-            } else {
-                0
-            },
+            over,
             delivered,
             through,
         }
@@ -329,9 +341,6 @@ impl State {
         if let Some((after, through)) = outcome.dropped_range {
             self.record_gone(Class::Telemetry, after, through);
         }
-        self.futile_drop = outcome
-            .drop_freed_nothing
-            .then(|| (self.sent_through[Class::Telemetry as usize], self.last_id()));
         // `found` is None unless this commit first read a file that could
         // not be opened at start: then there is nothing to add.
         for (disk, found) in self.disk.iter_mut().zip(outcome.found.unwrap_or_default()) {
@@ -354,14 +363,12 @@ impl State {
         for (_, sensor, seq) in batch.delivered {
             raise(&mut self.accepted, &sensor, seq);
         }
-        for (class, removed) in outcome.deleted.iter().enumerate() {
-            self.disk[class].count -= removed.rows.min(self.disk[class].count);
-            self.disk[class].bytes -= removed.bytes.min(self.disk[class].bytes);
-        }
+        self.book_removed(&outcome.deleted);
         for (sensor, n) in outcome.dropped {
             *self.dropped.entry(sensor).or_default() += n;
         }
         self.durable_through = batch.through;
+        self.futile_drop = outcome.drop_freed_nothing.then(|| self.drop_key());
         self.commits += u64::from(outcome.fsyncs > 0);
         self.fsyncs += outcome.fsyncs;
         if self.staged_len() > 0 {
@@ -371,6 +378,14 @@ impl State {
             self.drop_staged(self.bytes() - self.max_bytes);
         }
         self.storage_error.take().is_some()
+    }
+
+    /// Books rows deleted from disk (per class).
+    pub fn book_removed(&mut self, deleted: &[super::batch::Removed; 2]) {
+        for (class, removed) in deleted.iter().enumerate() {
+            self.disk[class].count -= removed.rows.min(self.disk[class].count);
+            self.disk[class].bytes -= removed.bytes.min(self.disk[class].bytes);
+        }
     }
 
     /// Puts a failed batch back (its messages stay staged, its deletions

@@ -18,11 +18,15 @@ pub enum DiskFault {
     Full,
     /// Read-only when the gateway starts.
     ReadOnly,
+    /// Filled to the last byte for good (another program's files).
+    StaysFull,
 }
 
 /// The state directory fails under load for 8 s while the link to the
 /// broker is cut: the outbox holds what arrives in memory, the failure is
 /// logged once, and once disk and link are back everything is delivered.
+/// With `StaysFull` the disk never comes back: the outbox releases its
+/// reserve (`gateway/src/outbox/reserve.rs`) and recovers anyway.
 pub async fn disk_fault(binary: &Path, dir: &Path, fault: DiskFault) -> anyhow::Result<Outcome> {
     let state = dir.join("state");
     std::fs::create_dir_all(&state)?;
@@ -44,6 +48,7 @@ async fn with_state_on_tmpfs(
     fault: DiskFault,
 ) -> anyhow::Result<Outcome> {
     let rig = rig(Setup::standard(), binary, dir).await?;
+    let config = rig.config.clone();
     if let DiskFault::ReadOnly = fault {
         return read_only_at_start(rig, state).await;
     }
@@ -53,7 +58,9 @@ async fn with_state_on_tmpfs(
     // within the linger): the link is cut too, so the outbox must hold.
     rig.proxy.set(Link::Cut);
     tokio::time::sleep(Duration::from_secs(8)).await;
-    std::fs::remove_file(&ballast)?;
+    if let DiskFault::Full = fault {
+        std::fs::remove_file(&ballast)?;
+    }
     rig.proxy.set(Link::Open);
     // The writer retries every second.
     let (mut out, logs) = healed(rig, Duration::from_secs(3)).await;
@@ -66,11 +73,31 @@ async fn with_state_on_tmpfs(
         failed <= 2,
         format!("{failed} 'storage failed' lines in 8 s: not one per episode"),
     );
-    out.check(
-        logs.contains("outbox storage recovered"),
-        "no log line says the outbox storage recovered",
-    );
-    out.note = format!("{failed} storage-failed line(s), then recovered; link cut meanwhile");
+    if let DiskFault::Full = fault {
+        out.check(
+            logs.contains("outbox storage recovered"),
+            "no log line says the outbox storage recovered",
+        );
+    }
+    if let DiskFault::StaysFull = fault {
+        out.check(
+            logs.contains("released the outbox's reserve"),
+            "the outbox's reserve was not released on the full disk",
+        );
+        let left = outbox_total(binary, &config).await;
+        out.check(
+            left == Some(0),
+            format!(
+                "{left:?} messages left in the outbox on the full disk: acknowledged rows stayed"
+            ),
+        );
+    }
+    out.note = match fault {
+        DiskFault::StaysFull => format!(
+            "{failed} storage-failed line(s); reserve released, acknowledged rows deleted, outbox empty on a disk still full"
+        ),
+        _ => format!("{failed} storage-failed line(s), then recovered; link cut meanwhile"),
+    };
     Ok(out)
 }
 
@@ -116,6 +143,19 @@ async fn read_only_at_start(mut rig: Rig, state: &Path) -> anyhow::Result<Outcom
         exit.map_or_else(|| "-".into(), |c| c.to_string())
     );
     Ok(out)
+}
+
+/// Messages in the outbox of a stopped gateway (`edgevisor outbox stats`).
+async fn outbox_total(binary: &Path, config: &Path) -> Option<u64> {
+    let out = tokio::process::Command::new(binary)
+        .args(["outbox", "stats", "--config"])
+        .arg(config)
+        .output()
+        .await
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let total = text.lines().find(|l| l.starts_with("total"))?;
+    total.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Writes `path` until the file system is full.
