@@ -334,15 +334,21 @@ async fn with_a_replay_rate_live_readings_go_first_while_the_backlog_is_paced() 
     // 200 readings a second; the backlog replays at 100 a second.
     let sensor = LineSensor::start(4).await;
     let dir = TempDir::new("delivery-replay");
-    // A keep-alive of 1 s can expire on a loaded machine, and a reconnect
-    // makes everything then waiting a backlog again.
     let cfg = config(broker.port(), &dir.0.join("state"), sensor.addr).replace(
         "keep_alive = \"1s\"\n",
-        "keep_alive = \"5s\"\nreplay_rate = 100\n",
+        "keep_alive = \"1s\"\nreplay_rate = 100\n",
     );
     let mut gateway = Gateway::start_in(dir, &cfg).await;
     wait_for("a backlog of 400", 20, || sensor.written() >= 400).await;
     let upstream = restart_broker_under(&mut broker, &gateway).await;
+    // The backlog is what waits when the gateway's connection comes up (its
+    // retained status is the first thing it sends), not when the broker
+    // does: its reconnect backoff lies in between.
+    upstream
+        .wait("the gateway connected", 20, |m| {
+            m.iter().any(|m| m.topic == "edgevisor/gw/status")
+        })
+        .await;
     let backlog = sensor.written();
     all_arrive("replay", &[(&upstream, usize::MAX)], 1, READINGS).await;
     let telemetry = upstream.on("telemetry/s");
