@@ -117,6 +117,10 @@ pub fn run(shared: Arc<Shared>, conn: Option<Connection>, reserve: Reserve) {
         } else {
             writer.commit(&batch)
         };
+        let mut batch = batch;
+        if result.as_ref().is_err_and(db::DbError::is_disk_full) {
+            writer.disk_full(&mut batch);
+        }
         let mut state = writer.shared.lock();
         match result {
             Ok(outcome) => {
@@ -130,24 +134,6 @@ pub fn run(shared: Arc<Shared>, conn: Option<Connection>, reserve: Reserve) {
             Err(error) => {
                 writer.conn = None;
                 writer.retry_at = Some(Instant::now() + RETRY);
-                let mut batch = batch;
-                if error.is_disk_full() {
-                    drop(state);
-                    writer.hold_inserts = true;
-                    if writer.reserve.release() {
-                        tracing::warn!(path = %writer.shared.path.display(), "disk full: released the outbox's reserve so acknowledged messages can be deleted; new ones wait in memory");
-                    }
-                    // Deletions alone need far less room than the batch:
-                    // what the broker acknowledged leaves the file even
-                    // while new rows cannot get in.
-                    if !batch.deletes.is_empty() {
-                        if let Ok(removed) = delete_only(&writer.shared.path, &batch.deletes) {
-                            batch.deletes.clear();
-                            writer.shared.lock().book_removed(&removed);
-                        }
-                    }
-                    state = writer.shared.lock();
-                }
                 let text = error.to_string();
                 if state.failed(batch, text.clone()) {
                     tracing::error!(path = %writer.shared.path.display(), error = %text, "outbox storage failed; holding messages in memory and retrying every second");
@@ -165,6 +151,23 @@ pub fn run(shared: Arc<Shared>, conn: Option<Connection>, reserve: Reserve) {
 }
 
 impl Writer {
+    /// The disk is full: only deletions are committed from now on (until
+    /// it has room again), in the room the reserve leaves. The batch's
+    /// deletions go now, on their own, and are booked; its new rows stay
+    /// staged when it is put back as failed.
+    fn disk_full(&mut self, batch: &mut Batch) {
+        self.hold_inserts = true;
+        if self.reserve.release() {
+            tracing::warn!(path = %self.shared.path.display(), "disk full: released the outbox's reserve so acknowledged messages can be deleted; new ones wait in memory");
+        }
+        if !batch.deletes.is_empty() {
+            if let Ok(removed) = delete_only(&self.shared.path, &batch.deletes) {
+                batch.deletes.clear();
+                self.shared.lock().book_removed(&removed);
+            }
+        }
+    }
+
     /// Waits for work, lingers for a fuller batch, and takes it; `None`
     /// once closing and nothing more can be written.
     fn next_batch(&mut self) -> Option<Batch> {

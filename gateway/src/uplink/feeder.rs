@@ -114,9 +114,9 @@ const MAX_PER_WRITE: usize = 512;
 /// Where one connection has read the outbox to.
 pub struct Cursors {
     /// Reports, and telemetry oldest first (the backlog, with a replay rate).
-    pub backlog: Cursor,
+    backlog: Cursor,
     /// With `upstream.replay_rate`: the live stream and the backlog's pace.
-    pub replay: Option<Replay>,
+    replay: Option<Replay>,
 }
 
 impl Cursors {
@@ -158,7 +158,8 @@ impl Cursors {
         let left = room - messages.len().min(room);
         messages.extend(outbox.read(replay.live(), left));
         let left = room - messages.len().min(room);
-        let paced = replay.take(&self.backlog, left, Instant::now());
+        let now = Instant::now();
+        let paced = replay.take(&self.backlog, left, now);
         if paced > 0 {
             let through = replay.backlog_through();
             let mut backlog = Cursor {
@@ -168,7 +169,7 @@ impl Cursors {
             let read = outbox.read(&mut backlog, paced);
             let before = messages.len();
             messages.extend(read.into_iter().filter(|m| m.id <= through));
-            replay.read_came_back(paced, messages.len() - before, Instant::now());
+            replay.read_came_back(paced, messages.len() - before, now);
             self.backlog.telemetry = backlog.telemetry.min(through);
         }
         messages

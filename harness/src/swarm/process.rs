@@ -101,27 +101,15 @@ impl GatewayProcess {
             .iter()
             .filter_map(|i| fields.get(*i)?.parse::<u64>().ok())
             .sum();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default(); // as above
-        let hwm_kb = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap_or(0);
         Usage {
             cpu_s: ticks as f64 / 100.0,
-            peak_rss_bytes: hwm_kb * 1024,
+            peak_rss_bytes: status_bytes(pid, "VmHWM"),
         }
     }
 
     /// Resident memory now (VmRSS), bytes; 0 once it exited.
     pub fn rss_bytes(&self) -> u64 {
-        let Some(pid) = self.pid() else { return 0 };
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
+        self.pid().map_or(0, |pid| status_bytes(pid, "VmRSS"))
     }
 
     /// Signals its process group, while it has not been waited for (after
@@ -184,6 +172,17 @@ impl GatewayProcess {
             .flatten()
             .map(|s| s.code().unwrap_or(-1))
     }
+}
+
+/// A `kB` field of `/proc/PID/status` in bytes; 0 for a process that just
+/// exited (or no /proc): these are report figures, not decisions.
+fn status_bytes(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 impl Drop for GatewayProcess {
