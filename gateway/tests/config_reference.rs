@@ -334,8 +334,19 @@ fn file(place: Place<'_>, key: &str, value: Option<&Value>) -> String {
         "[[sensor.unit]] registers" => register(key, value),
         _ => register("", None),
     };
+    let mut field = table(&[
+        ("name", "temperature".into()),
+        ("json_path", "$.temp".into()),
+    ]);
+    let mut metrics = table(&[("listen", "127.0.0.1:9898".into())]);
+    let mut homeassistant = Table::new();
+    let mut sparkplug = table(&[("group_id", "barns".into())]);
     let target = match place.table {
         "[gateway]" => &mut gateway,
+        "[[sensor.field]]" => &mut field,
+        "[metrics]" => &mut metrics,
+        "[homeassistant]" => &mut homeassistant,
+        "[sparkplug]" => &mut sparkplug,
         "[upstream]" => &mut upstream,
         "[supervisor]" => &mut supervisor,
         "[[group]]" => &mut group,
@@ -365,7 +376,20 @@ fn file(place: Place<'_>, key: &str, value: Option<&Value>) -> String {
     if MODBUS.contains(&transport) && !set_here("[[sensor]]", "unit") {
         gps.insert("unit".into(), Value::Array(vec![unit.into()]));
     }
+    if place.table == "[[sensor.field]]" {
+        gps.insert("field".into(), Value::Array(vec![field.into()]));
+    }
     let mut doc = table(&[("gateway", gateway.into()), ("upstream", upstream.into())]);
+    // The integration tables are there only when a row is tried in them.
+    for (name, t) in [
+        ("[metrics]", metrics),
+        ("[homeassistant]", homeassistant),
+        ("[sparkplug]", sparkplug),
+    ] {
+        if place.table == name {
+            doc.insert(name.trim_matches(['[', ']']).into(), t.into());
+        }
+    }
     if !supervisor.is_empty() {
         doc.insert("supervisor".into(), supervisor.into());
     }

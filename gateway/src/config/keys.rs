@@ -10,7 +10,10 @@ use std::fmt;
 
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
-use super::raw::{RawGateway, RawGroup, RawPolicy, RawRegister, RawSensor, RawUnit, RawUpstream};
+use super::raw::{
+    RawField, RawGateway, RawGroup, RawHomeAssistant, RawMetrics, RawPolicy, RawRegister,
+    RawSensor, RawSparkplug, RawUnit, RawUpstream,
+};
 
 /// Every table of the file, written as its header is (`[gateway]`,
 /// `[[sensor]]`), with the keys the parser accepts in it, in declaration
@@ -24,6 +27,10 @@ pub fn table_keys() -> Vec<(&'static str, &'static [&'static str])> {
         ("[[sensor]]", fields::<RawSensor>()),
         ("[[sensor.unit]]", fields::<RawUnit>()),
         ("[[sensor.unit]] registers", fields::<RawRegister>()),
+        ("[[sensor.field]]", fields::<RawField>()),
+        ("[metrics]", fields::<RawMetrics>()),
+        ("[homeassistant]", fields::<RawHomeAssistant>()),
+        ("[sparkplug]", fields::<RawSparkplug>()),
     ]
 }
 

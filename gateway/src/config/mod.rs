@@ -58,6 +58,67 @@ pub struct Config {
     /// The root's children, in the order the file lists sensors (a group
     /// takes the place of its first member).
     pub children: Vec<RootChild>,
+    /// `[metrics]`: off unless given.
+    pub metrics: Option<MetricsConfig>,
+    /// `[homeassistant]` with `discovery = true`.
+    pub homeassistant: Option<HomeAssistantConfig>,
+    /// `[sparkplug]`.
+    pub sparkplug: Option<SparkplugConfig>,
+}
+
+/// `[metrics]`: where `/metrics` and `/healthz` are served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// The bound address, e.g. `127.0.0.1:9898`.
+    pub listen: SocketAddr,
+}
+
+/// `[homeassistant]`: retained discovery configs for every declared field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HomeAssistantConfig {
+    /// The discovery prefix; default `homeassistant`.
+    pub prefix: String,
+}
+
+/// `[sparkplug]`: a Sparkplug B edge node beside the plain topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SparkplugConfig {
+    /// The Sparkplug group id.
+    pub group_id: String,
+    /// Sparkplug 3.0: publish only while this primary host says `online`.
+    pub primary_host: Option<String>,
+}
+
+/// A `[[sensor.field]]`: one value of the reading's `data`, named for the
+/// integrations (Home Assistant entities, Sparkplug metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldConfig {
+    /// A name unique within the sensor, topic-safe.
+    pub name: String,
+    /// Member names from `data` down to the value (`$.env.temp` is
+    /// `["env", "temp"]`).
+    pub json_path: Vec<String>,
+    /// Unit of measurement, as Home Assistant and Sparkplug show it.
+    pub unit: Option<String>,
+    /// Home Assistant's `device_class`.
+    pub device_class: Option<String>,
+}
+
+impl FieldConfig {
+    /// The value at `json_path` in a reading's `data`.
+    pub fn pick<'a>(&self, data: &'a serde_json::Value) -> Option<&'a serde_json::Value> {
+        self.json_path
+            .iter()
+            .try_fold(data, |value, member| value.get(member))
+    }
+
+    /// `json_path` as written: `$.env.temp`.
+    pub fn path_text(&self) -> String {
+        std::iter::once("$")
+            .chain(self.json_path.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(".")
+    }
 }
 
 /// A child of the root supervisor.
@@ -186,6 +247,8 @@ pub struct SensorConfig {
     pub read_timeout: Duration,
     /// The sensor's own restart window (sensor, then group, then supervisor keys).
     pub policy: Policy,
+    /// Declared fields (`[[sensor.field]]`), for the integrations.
+    pub fields: Vec<FieldConfig>,
 }
 
 /// Transport settings.

@@ -7,7 +7,10 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::diagnostics::{closest, Problem};
-use super::raw::{RawGateway, RawGroup, RawPolicy, RawSensor, RawUpstream, TOP_LEVEL};
+use super::raw::{
+    RawGateway, RawGroup, RawHomeAssistant, RawMetrics, RawPolicy, RawSensor, RawSparkplug,
+    RawUpstream, TOP_LEVEL,
+};
 
 /// What could be read of the file.
 #[derive(Debug, Default)]
@@ -17,6 +20,9 @@ pub struct RawDocument {
     pub supervisor: Option<RawPolicy>,
     pub groups: Vec<RawGroup>,
     pub sensors: Vec<RawSensor>,
+    pub metrics: Option<RawMetrics>,
+    pub homeassistant: Option<RawHomeAssistant>,
+    pub sparkplug: Option<RawSparkplug>,
     /// Required tables the file does not have at all.
     pub missing: Vec<&'static str>,
     /// Ids of `[[sensor]]` tables too broken to read (so that a group
@@ -54,11 +60,14 @@ pub fn parse(text: &str) -> Parsed {
             "supervisor" => document.supervisor = one(value, text, &mut problems),
             "group" => document.groups = many(value, "group", text, &mut problems),
             "sensor" => document.sensors = many(value, "sensor", text, &mut problems),
+            "metrics" => document.metrics = one(value, text, &mut problems),
+            "homeassistant" => document.homeassistant = one(value, text, &mut problems),
+            "sparkplug" => document.sparkplug = one(value, text, &mut problems),
             other => {
                 let mut problem = Problem::at(Some(key.span()), format!("unknown table `{other}`"));
                 problem = match closest(other, TOP_LEVEL) {
                     Some(near) => problem.hint(format!("did you mean `{near}`?")),
-                    None => problem.hint("the file has [gateway], [upstream], [supervisor], [[group]] and [[sensor]] tables"),
+                    None => problem.hint("the file has [gateway], [upstream], [supervisor], [[group]], [[sensor]], [metrics], [homeassistant] and [sparkplug] tables"),
                 };
                 problems.push(problem);
             }

@@ -58,7 +58,16 @@ macro_rules! with_policy {
 }
 
 /// The top-level keys the file may have.
-pub const TOP_LEVEL: &[&str] = &["gateway", "upstream", "supervisor", "group", "sensor"];
+pub const TOP_LEVEL: &[&str] = &[
+    "gateway",
+    "upstream",
+    "supervisor",
+    "group",
+    "sensor",
+    "metrics",
+    "homeassistant",
+    "sparkplug",
+];
 
 /// `[gateway]`.
 #[derive(Debug, Deserialize)]
@@ -145,6 +154,9 @@ with_policy!(
         /// `[[sensor.unit]]`
         #[serde(default)]
         pub unit: Vec<Spanned<RawUnit>>,
+        /// `[[sensor.field]]` (SPEC section 11)
+        #[serde(default)]
+        pub field: Vec<Spanned<RawField>>,
     }
 );
 
@@ -172,4 +184,41 @@ pub struct RawRegister {
     pub scale: Option<Spanned<f64>>,
     pub offset: Option<Spanned<f64>>,
     pub length: Option<Spanned<i64>>,
+}
+
+/// One `[[sensor.field]]`: a value inside the reading's `data` that Home
+/// Assistant and Sparkplug show as a measurement of its own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawField {
+    pub name: Spanned<String>,
+    pub json_path: Spanned<String>,
+    pub unit: Option<String>,
+    pub device_class: Option<String>,
+}
+
+/// `[metrics]` (SPEC section 10).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// `host:port` the OpenMetrics endpoint binds.
+    pub listen: Spanned<String>,
+}
+
+/// `[homeassistant]` (SPEC section 11).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHomeAssistant {
+    pub discovery: Option<bool>,
+    pub prefix: Option<Spanned<String>>,
+}
+
+/// `[sparkplug]` (SPEC section 11).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSparkplug {
+    pub group_id: Spanned<String>,
+    /// Sparkplug 3.0: wait for this primary host's STATE `online` before
+    /// publishing.
+    pub primary_host: Option<Spanned<String>>,
 }

@@ -8,6 +8,7 @@
 
 mod link;
 mod modbus;
+mod outputs;
 mod policy;
 mod sensor;
 mod tree;
@@ -52,6 +53,18 @@ pub fn resolve(path: &Path, text: &str, doc: RawDocument) -> (Option<Config>, Ve
         &mut problems,
     );
     let children = tree::tree(&doc, text, root, &mut problems);
+    let metrics = doc
+        .metrics
+        .as_ref()
+        .and_then(|m| outputs::metrics(m, &mut problems));
+    let homeassistant = doc
+        .homeassistant
+        .as_ref()
+        .and_then(|h| outputs::homeassistant(h, &mut problems));
+    let sparkplug = doc
+        .sparkplug
+        .as_ref()
+        .map(|s| outputs::sparkplug(s, &mut problems));
     let config = match (gateway, upstream) {
         (Some(gateway), Some(upstream)) => Some(Config {
             path: path.to_path_buf(),
@@ -62,6 +75,9 @@ pub fn resolve(path: &Path, text: &str, doc: RawDocument) -> (Option<Config>, Ve
                 ..root
             },
             children,
+            metrics,
+            homeassistant,
+            sparkplug,
         }),
         _ => None,
     };

@@ -80,7 +80,9 @@ pub(super) fn sensor(
     let policy = policy::layer(base, &s.policy(), &format!("sensor {id:?}"), problems);
     let link = link::link(s, policy, problems)?;
     let max_frame = max_frame(s, codec, problems)?;
+    let fields = super::outputs::fields(&id, &s.field, problems);
     Some(SensorConfig {
+        fields,
         policy,
         id,
         link,
