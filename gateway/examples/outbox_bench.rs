@@ -106,6 +106,7 @@ async fn main() {
                 error.as_bytes().to_vec(),
             )
         }),
+        Default::default(),
     )
     .unwrap();
     while !uplink.is_connected() {

@@ -81,6 +81,7 @@ impl Service {
                 will,
                 outbox.clone(),
                 set_aside_reporter(&config.gateway.id, boot, &topics),
+                crate::uplink::Hooks::default(),
             )
             .context("cannot set up the upstream connection")?,
         );

@@ -188,6 +188,7 @@ pub fn fill(
     retained: &Retained,
     out: &mut BytesMut,
     reporter: &super::Reporter,
+    mut tap: Option<&mut super::hooks::Tap>,
 ) -> usize {
     let mut sent = 0;
     for (topic, value) in retained.take_dirty(session.room()) {
@@ -214,6 +215,9 @@ pub fn fill(
             break;
         };
         let bytes = message.payload.len();
+        if let Some(tap) = tap.as_deref_mut() {
+            tap.sent(&message);
+        }
         if encoder.encode(out, &message.topic, message.payload, pkid, false) {
             sent += 1;
         } else {

@@ -25,6 +25,7 @@
 mod connection;
 mod feeder;
 mod history;
+mod hooks;
 mod keepalive;
 mod options;
 mod refused;
@@ -41,6 +42,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use history::LinkHistory;
+pub use hooks::{Delivered, Heard, Hooks};
 pub use options::OptionsError;
 pub use refused::Reporter;
 
@@ -89,6 +91,8 @@ struct Parts {
     max_message_size: usize,
     /// `upstream.replay_rate` (`replay`).
     replay_rate: Option<u32>,
+    /// Listeners beyond the outbox (`hooks`).
+    hooks: Hooks,
 }
 
 /// The inputs of [`options::connect_options`].
@@ -126,13 +130,14 @@ impl Uplink {
     /// Connects (in the background, retrying with backoff) and starts
     /// draining `outbox`. `will` is the Last Will payload for `will_topic`.
     /// `reporter` builds the report about a message the broker will not
-    /// take.
+    /// take; `hooks` are the connection's other listeners.
     pub fn start(
         upstream: &UpstreamConfig,
         will_topic: String,
         will: Vec<u8>,
         outbox: Outbox,
         reporter: Reporter,
+        hooks: Hooks,
     ) -> Result<Self, OptionsError> {
         let options = options::connect_options(upstream, will_topic.clone(), will.clone())?;
         let shared = Arc::new(Shared::default());
@@ -151,6 +156,7 @@ impl Uplink {
             reporter,
             max_message_size: usize::try_from(upstream.max_message_size).unwrap_or(usize::MAX),
             replay_rate: upstream.replay_rate,
+            hooks,
         };
         let task = spawn_own_thread(parts, stopped);
         Ok(Self {

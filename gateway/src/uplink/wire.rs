@@ -14,13 +14,15 @@ use std::sync::atomic::Ordering;
 
 use bytes::BytesMut;
 use futures_util::FutureExt;
-use rumqttc::mqttbytes::v4::{Disconnect, Packet, PingReq};
+use rumqttc::mqttbytes::v4::{Disconnect, Packet, PingReq, Subscribe};
+use rumqttc::mqttbytes::QoS;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, timeout, Instant};
 
 use super::connection::{read_packet, ConnectionError, Stream};
 use super::feeder::{fill, Cursors, Encoder};
+use super::hooks::{Heard, Tap};
 use super::keepalive::{Due, KeepAlive};
 use super::session::{Origin, Session};
 use super::{Parts, WINDOW};
@@ -64,7 +66,11 @@ pub async fn serve(
         wire.session = Session::one_at_a_time(WINDOW, id);
     }
     parts.retained.mark_all_dirty();
-    let served = turns(&mut wire, parts, stop).await;
+    let subscribed = wire.subscribe().await;
+    let served = match subscribed {
+        Ok(()) => turns(&mut wire, parts, stop).await,
+        Err(error) => Err(error),
+    };
     served.map_err(|error| Lost {
         refused_alone: wire.session.alone_in_flight()
             && matches!(error, ConnectionError::Io { .. }),
@@ -111,8 +117,14 @@ struct Wire<'a> {
     encoder: Encoder,
     cursors: Cursors,
     clock: KeepAlive,
+    /// Acknowledged telemetry for `hooks.delivered`.
+    tap: Option<Tap>,
     parts: &'a Parts,
 }
+
+/// The packet id of the SUBSCRIBE: outside the publishes' pool
+/// (`1..=WINDOW`), so it never collides with one.
+const SUBSCRIBE_PKID: u16 = u16::MAX;
 
 impl<'a> Wire<'a> {
     fn new(stream: Box<dyn Stream>, incoming: BytesMut, parts: &'a Parts) -> Self {
@@ -126,6 +138,7 @@ impl<'a> Wire<'a> {
             encoder: Encoder::new(parts.max_message_size),
             cursors: Cursors::new(parts.replay_rate, parts.outbox.last_id()),
             clock: KeepAlive::new(parts.options.keep_alive, Instant::now()),
+            tap: Tap::new(&parts.hooks, parts.outbox.last_id()),
             parts,
         }
     }
@@ -137,7 +150,13 @@ impl<'a> Wire<'a> {
         while let Some(read) = read_some(&mut self.reader, &mut self.incoming).now_or_never() {
             at_least_one_byte(read)?;
         }
-        if let Some(heard) = apply_incoming(&mut self.incoming, &mut self.session, self.parts)? {
+        let applied = apply_incoming(
+            &mut self.incoming,
+            &mut self.session,
+            self.tap.as_mut(),
+            self.parts,
+        )?;
+        if let Some(heard) = applied {
             let in_flight = self.session.in_flight() > 0;
             self.clock.heard(Instant::now(), heard.pong, in_flight);
         }
@@ -156,6 +175,7 @@ impl<'a> Wire<'a> {
             &parts.retained,
             &mut self.out,
             &parts.reporter,
+            self.tap.as_mut(),
         );
         let in_flight = self.session.in_flight();
         parts.shared.in_flight.store(in_flight, Ordering::Relaxed);
@@ -192,6 +212,24 @@ impl<'a> Wire<'a> {
                 Due::Nothing => Ok(()),
             },
         }
+    }
+
+    /// Subscribes to the hooks' topics (QoS 0: what comes is a hint, such
+    /// as Home Assistant's birth message, and needs no PUBACK).
+    async fn subscribe(&mut self) -> Result<(), ConnectionError> {
+        let filters = &self.parts.hooks.subscribe;
+        let Some((first, rest)) = filters.split_first() else {
+            return Ok(());
+        };
+        let mut subscribe = Subscribe::new(first.as_str(), QoS::AtMostOnce);
+        for filter in rest {
+            subscribe.add(filter.clone(), QoS::AtMostOnce);
+        }
+        subscribe.pkid = SUBSCRIBE_PKID;
+        subscribe
+            .write(&mut self.out)
+            .map_err(|e| ConnectionError::Protocol(e.to_string()))?;
+        self.send().await
     }
 
     /// Says goodbye so the broker drops the Will, and closes the stream.
@@ -246,7 +284,7 @@ async fn read_some(
 const READ_CHUNK: usize = 8 * 1024;
 
 /// What the packets of one read said, beyond the acks.
-struct Heard {
+struct Turn {
     /// A PINGRESP was among them.
     pong: bool,
 }
@@ -257,13 +295,14 @@ struct Heard {
 fn apply_incoming(
     incoming: &mut BytesMut,
     session: &mut Session,
+    tap: Option<&mut Tap>,
     parts: &Parts,
-) -> Result<Option<Heard>, ConnectionError> {
+) -> Result<Option<Turn>, ConnectionError> {
     let mut acked = Vec::new();
     let mut released = 0u64;
     let mut heard = None;
     while let Some(packet) = read_packet(incoming)? {
-        let heard = heard.get_or_insert(Heard { pong: false });
+        let heard = heard.get_or_insert(Turn { pong: false });
         match packet {
             Packet::PubAck(ack) => match session.acked(ack.pkid) {
                 Some(Origin::Outbox(id)) => {
@@ -274,6 +313,25 @@ fn apply_incoming(
                 None => tracing::debug!(pkid = ack.pkid, "PUBACK for no publish in flight"),
             },
             Packet::PingResp => heard.pong = true,
+            Packet::Publish(publish) => {
+                if let Some(listener) = &parts.hooks.heard {
+                    let heard = Heard {
+                        topic: publish.topic,
+                        payload: publish.payload,
+                    };
+                    if listener.try_send(heard).is_err() {
+                        tracing::debug!(
+                            "a message on a subscribed topic was dropped: its listener is busy"
+                        );
+                    }
+                }
+            }
+            Packet::SubAck(ack) => {
+                use rumqttc::mqttbytes::v4::SubscribeReasonCode;
+                if ack.return_codes.contains(&SubscribeReasonCode::Failure) {
+                    tracing::warn!(topics = ?parts.hooks.subscribe, "the broker refused a subscription");
+                }
+            }
             Packet::Disconnect => {
                 return Err(ConnectionError::Protocol(
                     "the broker closed the session".into(),
@@ -283,6 +341,9 @@ fn apply_incoming(
         }
     }
     if released > 0 {
+        if let Some(tap) = tap {
+            tap.acked(&acked);
+        }
         parts.outbox.ack(&acked);
         parts.shared.acked.fetch_add(released, Ordering::Relaxed);
     }
