@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod logs;
+pub mod metrics;
 pub mod outbox;
 pub mod payload;
 pub mod reload;

@@ -1,8 +1,9 @@
 //! Runtime events turned into what the broker sees: a crash report in the
 //! outbox for every crash, retained `state/<sensor>` on every change, and
 //! the retained `tree`, republished on change at most once a second. Every
-//! crash is also logged with its sensor, path, reason and action, and kept
-//! among the [`RecentCrashes`] that `edgevisor status` shows.
+//! crash is also logged with its sensor, path, reason and action, kept
+//! among the [`RecentCrashes`] that `edgevisor status` shows, and counted
+//! in the metrics: one place for each event.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,6 +13,7 @@ use edgevisor_runtime::{Action, Event, EventKind, SupervisorHandle};
 use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 
+use crate::metrics::TreeMetrics;
 use crate::outbox::Message;
 use crate::payload;
 use crate::sensor::Gateway;
@@ -70,6 +72,7 @@ pub async fn run(
     gateway: Arc<Gateway>,
     uplink: Arc<Uplink>,
     recent: Arc<RecentCrashes>,
+    metrics: Arc<TreeMetrics>,
     mut shutdown: Shutdown,
 ) {
     let mut states: HashMap<String, (&'static str, u32)> = HashMap::new();
@@ -84,7 +87,7 @@ pub async fn run(
             event = events.recv() => match event {
                 Ok(event) => {
                     tree_dirty = true;
-                    on_event(&event, &gateway, &uplink, &recent, &mut states);
+                    on_event(&event, &gateway, &uplink, &recent, &metrics, &mut states);
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "crash reporting fell behind; events were missed");
@@ -99,7 +102,7 @@ pub async fn run(
             }
             _ = shutdown.recv() => {
                 while let Ok(event) = events.try_recv() {
-                    on_event(&event, &gateway, &uplink, &recent, &mut states);
+                    on_event(&event, &gateway, &uplink, &recent, &metrics, &mut states);
                 }
                 // The last tree as it stands now, not as it will be once
                 // everything has stopped.
@@ -115,9 +118,11 @@ fn on_event(
     gateway: &Gateway,
     uplink: &Uplink,
     recent: &RecentCrashes,
+    metrics: &TreeMetrics,
     states: &mut HashMap<String, (&'static str, u32)>,
 ) {
     let layout = gateway.layout();
+    metrics.on_event(event, &layout);
     let Some(place) = crate::tree::sensor_place(&event.path, &layout) else {
         return;
     };

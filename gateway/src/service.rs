@@ -21,7 +21,7 @@ use crate::systemd::Systemd;
 use crate::topics::Topics;
 use crate::tree::Layout;
 use crate::uplink::Uplink;
-use crate::{boot, reload, reports, status, tree};
+use crate::{boot, metrics, reload, reports, status, tree};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,9 +110,25 @@ impl Service {
         let (reporting, linked) = (gateway.clone(), uplink.clone());
         let crashes = Arc::new(reports::RecentCrashes::new(status::RECENT_CRASHES));
         let recent = crashes.clone();
+        let tree_metrics = Arc::new(metrics::TreeMetrics::default());
+        let counted = tree_metrics.clone();
         background.spawn("crash reports", move |shutdown| {
-            reports::run(events, tree, reporting, linked, recent, shutdown)
+            reports::run(events, tree, reporting, linked, recent, counted, shutdown)
         });
+        if let Some(served) = &config.metrics {
+            let live = metrics::Live {
+                gateway: gateway.clone(),
+                outbox: outbox.clone(),
+                uplink: uplink.clone(),
+            };
+            let endpoint = metrics::Endpoint::new(
+                &tree_metrics,
+                live,
+                root.clone(),
+                config.upstream.keep_alive,
+            );
+            metrics::start(served.listen, endpoint, &mut background);
+        }
         let sources = status::Sources {
             gateway: config.gateway.id.clone(),
             boot,

@@ -204,6 +204,15 @@ pub fn figures(conn: &Connection, class: Class) -> rusqlite::Result<TableFigures
     })
 }
 
+/// The ids of every row of `class`.
+pub fn ids(conn: &Connection, class: Class) -> rusqlite::Result<Vec<u64>> {
+    let sql = format!("SELECT id FROM {}", table(class));
+    let mut stmt = conn.prepare(&sql)?;
+    let ids = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+    ids.map(|id| id.map(|id| u64::try_from(id).unwrap_or(0)))
+        .collect()
+}
+
 /// Creation time (unix ms) of the oldest row of `class`.
 pub fn oldest_created(conn: &Connection, class: Class) -> rusqlite::Result<Option<i64>> {
     let sql = format!("SELECT created FROM {} ORDER BY id LIMIT 1", table(class));

@@ -70,10 +70,14 @@ impl Durable {
                 db::figures(c, Class::Report)?,
                 db::figures(c, Class::Telemetry)?,
             ];
-            Ok((figures, db::high_water(c)?))
+            Ok((figures, db::high_water(c)?, db::ids(c, Class::Report)?))
         });
+        let mut reports = Vec::new();
         let (conn, figures, floor) = match (conn, read) {
-            (Some(c), Some(Ok((figures, high_water)))) => (Some(c), Some(figures), high_water),
+            (Some(c), Some(Ok((figures, high_water, ids)))) => {
+                reports = ids;
+                (Some(c), Some(figures), high_water)
+            }
             (_, read) => {
                 if let Some(Err(e)) = read {
                     tracing::error!(path = %path.display(), error = %e, "outbox database cannot be read; holding messages in memory");
@@ -94,6 +98,7 @@ impl Durable {
         let disk = figures.unwrap_or_default();
         opened.recovered = disk[0].count + disk[1].count;
         let mut state = State::new(disk, floor, max_bytes, max_bytes.min(MEMORY_BOUND));
+        state.reports_on_disk(reports);
         if let Some(error) = &opened.storage_error {
             state.failed(Default::default(), error.clone());
         }
@@ -153,16 +158,17 @@ impl Durable {
         result
     }
 
-    fn disk_oldest(&self) -> Option<i64> {
+    /// The creation time of the oldest row on disk, per class.
+    fn disk_oldest(&self) -> [Option<i64>; 2] {
         let mut reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
         if reader.is_none() {
             *reader = db::open_reader(&self.shared.path).ok();
         }
-        let conn = reader.as_ref()?;
+        let Some(conn) = reader.as_ref() else {
+            return [None; 2];
+        };
         [Class::Report, Class::Telemetry]
-            .into_iter()
-            .filter_map(|class| db::oldest_created(conn, class).ok().flatten())
-            .min()
+            .map(|class| db::oldest_created(conn, class).ok().flatten())
     }
 }
 
@@ -281,7 +287,11 @@ impl Backend for Durable {
             let state = self.shared.lock();
             state.disk_rows(Class::Report) + state.disk_rows(Class::Telemetry) > 0
         };
-        let oldest = if on_disk { self.disk_oldest() } else { None };
+        let oldest = if on_disk {
+            self.disk_oldest()
+        } else {
+            [None; 2]
+        };
         self.shared.lock().stats(oldest, db::now_ms())
     }
 

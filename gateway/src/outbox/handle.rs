@@ -4,13 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::Notify;
 
 use super::durable::{Durable, Opened};
 use super::memory::MemoryStore;
-use super::{Cursor, Message, Stats, Stored};
+use super::{Class, Cursor, Message, Stats, Stored};
 
 /// What the handle needs from a backend. Methods take `&self`: a backend
 /// does its own locking, so a slow disk never holds up a reader behind one
@@ -46,6 +47,8 @@ pub trait Backend: Send + Sync + 'static {
 pub struct Outbox {
     backend: Arc<dyn Backend>,
     appended: Arc<Notify>,
+    /// Messages set aside (the broker will not take them), per class.
+    set_aside: Arc<[AtomicU64; 2]>,
 }
 
 impl Outbox {
@@ -59,6 +62,7 @@ impl Outbox {
         Self {
             backend: Arc::new(backend),
             appended: Arc::new(Notify::new()),
+            set_aside: Arc::default(),
         }
     }
 
@@ -125,6 +129,13 @@ impl Outbox {
         }
     }
 
+    /// Removes a message the broker will not take, counted by class
+    /// (`ClassFigures::set_aside`); the caller reports it.
+    pub fn set_aside(&self, id: u64, class: Class) {
+        self.set_aside[class as usize].fetch_add(1, Ordering::Relaxed);
+        self.ack(&[id]);
+    }
+
     /// Resolves after the next append (or at once if one happened since the
     /// last call).
     pub async fn appended(&self) {
@@ -133,7 +144,11 @@ impl Outbox {
 
     /// Current figures.
     pub fn stats(&self) -> Stats {
-        self.backend.stats()
+        let mut stats = self.backend.stats();
+        for (figures, count) in stats.classes.iter_mut().zip(self.set_aside.iter()) {
+            figures.set_aside = count.load(Ordering::Relaxed);
+        }
+        stats
     }
 
     /// Highest telemetry `seq` per sensor that can no longer be lost: durably

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use super::{Backend, Class, Cursor, Message, Stats, Stored};
+use super::{Backend, Class, ClassFigures, Cursor, Message, Stats, Stored};
 
 /// The in-memory backend. Every call is short and never touches a disk, so
 /// one mutex around the queues is all the locking it needs.
@@ -23,6 +23,7 @@ struct Queues {
     bytes: u64,
     queues: [BTreeMap<u64, Entry>; 2],
     dropped: BTreeMap<String, u64>,
+    dropped_by_class: [u64; 2],
     accepted: BTreeMap<String, u64>,
 }
 
@@ -92,6 +93,7 @@ impl Queues {
             bytes: 0,
             queues: [BTreeMap::new(), BTreeMap::new()],
             dropped: BTreeMap::new(),
+            dropped_by_class: [0; 2],
             accepted: BTreeMap::new(),
         }
     }
@@ -109,6 +111,7 @@ impl Queues {
             };
             self.bytes -= entry.size();
             *self.dropped.entry(entry.sensor.to_string()).or_default() += 1;
+            self.dropped_by_class[class as usize] += 1;
         }
     }
 
@@ -176,6 +179,13 @@ impl Queues {
             .filter_map(|q| q.values().next())
             .map(|e| e.arrived.elapsed())
             .max();
+        let classes = [0, 1].map(|c| ClassFigures {
+            messages: self.queues[c].len() as u64,
+            bytes: self.queues[c].values().map(Entry::size).sum(),
+            oldest_age: self.queues[c].values().next().map(|e| e.arrived.elapsed()),
+            dropped: self.dropped_by_class[c],
+            set_aside: 0, // counted by the handle
+        });
         Stats {
             depth,
             bytes: self.bytes,
@@ -185,6 +195,7 @@ impl Queues {
             storage_faults: 0,
             commits: 0,
             fsyncs: 0,
+            classes,
         }
     }
 }

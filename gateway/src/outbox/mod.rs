@@ -156,4 +156,24 @@ pub struct Stats {
     /// them for WAL with `synchronous = FULL` (one per commit, two per
     /// checkpoint).
     pub fsyncs: u64,
+    /// The same figures per class, indexed by `Class as usize`, for the
+    /// metrics (SPEC section 10).
+    pub classes: [ClassFigures; 2],
+}
+
+/// What the outbox holds of one class, and what it dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClassFigures {
+    /// Messages held (acknowledged ones whose deletion is not committed
+    /// yet are not).
+    pub messages: u64,
+    /// Bytes held (topic + payload).
+    pub bytes: u64,
+    /// Age of the oldest message held.
+    pub oldest_age: Option<Duration>,
+    /// Messages dropped because the outbox was full, since start.
+    pub dropped: u64,
+    /// Messages set aside since start: the broker would not take them
+    /// (each reported on `crash/_outbox`).
+    pub set_aside: u64,
 }

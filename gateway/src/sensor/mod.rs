@@ -52,6 +52,9 @@ pub struct Counters {
     pub seq: AtomicU64,
     /// Corrupt frames skipped (`on_corrupt = "skip"`).
     pub skipped: AtomicU64,
+    /// When the last readings were taken, in Unix milliseconds (0 before
+    /// the first), for the metrics.
+    pub last_reading_ms: AtomicU64,
 }
 
 impl Gateway {
@@ -92,6 +95,15 @@ impl Gateway {
         let shared = Arc::new(wanted);
         known.push(shared.clone());
         shared
+    }
+
+    /// Every sensor's counters, sorted by sensor, for a metrics scrape.
+    pub fn all_counters(&self) -> Vec<(String, Arc<Counters>)> {
+        let all = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut list: Vec<_> = all.iter().map(|(s, c)| (s.clone(), c.clone())).collect();
+        drop(all);
+        list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        list
     }
 
     /// The counters of `sensor`, created on first use and kept for the boot

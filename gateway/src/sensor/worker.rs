@@ -96,8 +96,15 @@ impl Telemetry {
     /// split off it: one allocation for the batch instead of one per
     /// reading, and the outbox's and uplink's copies of a payload share it.
     pub fn messages(&mut self, readings: &mut Vec<Reading>) -> Vec<Message> {
-        let ts = self.clock.format(SystemTime::now());
+        let now = SystemTime::now();
+        let ts = self.clock.format(now);
         let count = readings.len() as u64;
+        let unix_ms = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.counters
+            .last_reading_ms
+            .store(unix_ms, Ordering::Relaxed);
         let first = self.counters.seq.fetch_add(count, Ordering::Relaxed) + 1;
         let size = readings
             .iter()

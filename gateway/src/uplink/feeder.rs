@@ -176,20 +176,34 @@ impl Cursors {
     }
 }
 
+/// Where [`fill`] takes messages from, and who reports the ones set aside.
+pub struct Sources<'a> {
+    /// The outbox.
+    pub outbox: &'a Outbox,
+    /// The retained values.
+    pub retained: &'a Retained,
+    /// Builds the report about a message set aside.
+    pub reporter: &'a super::Reporter,
+}
+
 /// Encodes into `out` what may be sent now: retained values still unsent on
 /// this connection, then outbox messages after `cursors` in send order, as
 /// many as the session's window has room for. Returns how many.
 /// Messages too big to send are set aside with a report by `reporter`.
+/// Each outbox message sent is shown to `tap`.
 pub fn fill(
     encoder: &mut Encoder,
     session: &mut Session,
     cursors: &mut Cursors,
-    outbox: &Outbox,
-    retained: &Retained,
+    sources: Sources<'_>,
     out: &mut BytesMut,
-    reporter: &super::Reporter,
     mut tap: Option<&mut super::hooks::Tap>,
 ) -> usize {
+    let Sources {
+        outbox,
+        retained,
+        reporter,
+    } = sources;
     let mut sent = 0;
     for (topic, value) in retained.take_dirty(session.room()) {
         let Some(pkid) = session.start(Origin::Retained) else {
@@ -222,14 +236,15 @@ pub fn fill(
             sent += 1;
         } else {
             session.acked(pkid);
-            undeliverable.push((message.id, message.topic, bytes));
+            undeliverable.push((message.id, message.topic, bytes, message.class));
         }
     }
     // A message that cannot be sent would block the outbox forever.
-    for (id, topic, bytes) in undeliverable {
+    for (id, topic, bytes, class) in undeliverable {
         let described = super::refused::Described {
             topic: &topic,
             bytes,
+            class,
         };
         super::refused::set_aside(outbox, reporter, id, Some(described), &encoder.too_big());
     }

@@ -41,6 +41,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+pub use connection::CONNECT_TIMEOUT;
 pub use history::LinkHistory;
 pub use hooks::{Delivered, Heard, Hooks};
 pub use options::OptionsError;
@@ -291,6 +292,7 @@ fn spawn_own_thread(parts: Parts, stopped: watch::Receiver<bool>) -> JoinHandle<
             return tokio::spawn(drive(parts, stopped));
         }
     };
+    arm_hang_hook(&runtime);
     let (parts_tx, parts_rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("edgevisor-uplink".into())
@@ -312,6 +314,33 @@ fn spawn_own_thread(parts: Parts, stopped: watch::Receiver<bool>) -> JoinHandle<
             tokio::spawn(drive(parts, stopped))
         }
     }
+}
+
+/// Debugging hook, like the root's (`crate::systemd::HANG_AFTER_ENV`):
+/// `EDGEVISOR_TEST_HANG_UPLINK_AFTER=<duration>` blocks the uplink's
+/// thread for good after that long, so its event loop stops turning while
+/// the process lives on: for testing `/healthz` and watchdog setups. Never
+/// set by the unit.
+pub const HANG_UPLINK_AFTER_ENV: &str = "EDGEVISOR_TEST_HANG_UPLINK_AFTER";
+
+fn arm_hang_hook(runtime: &tokio::runtime::Runtime) {
+    let Some(value) = std::env::var_os(HANG_UPLINK_AFTER_ENV) else {
+        return;
+    };
+    let after = match humantime::parse_duration(&value.to_string_lossy()) {
+        Ok(after) => after,
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring {HANG_UPLINK_AFTER_ENV}");
+            return;
+        }
+    };
+    runtime.spawn(async move {
+        tokio::time::sleep(after).await;
+        tracing::warn!("{HANG_UPLINK_AFTER_ENV}: hanging the uplink's thread on purpose");
+        loop {
+            std::thread::park();
+        }
+    });
 }
 
 /// Connects, serves the connection, and reconnects with backoff after a
@@ -374,13 +403,24 @@ async fn drive(mut parts: Parts, mut stop: watch::Receiver<bool>) {
             let delay = reconnect_delay(failures);
             failure_log.failed(&broker, &error, delay);
             tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
+                _ = wait_turning(delay, &parts.shared.progress) => {}
                 _ = parts.shared.retry_now.notified() => {
                     tracing::info!(%broker, "SIGHUP: trying upstream again now");
                 }
                 _ = stop.changed() => {}
             }
         }
+    }
+}
+
+/// Sleeps `delay`, turning the progress counter every second: waiting out
+/// a reconnect backoff is the loop at work, and `/healthz` allows it only
+/// `2 * keep_alive` between turns.
+async fn wait_turning(delay: Duration, progress: &AtomicU64) {
+    let until = Instant::now() + delay;
+    while Instant::now() < until {
+        progress.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep_until(until.min(Instant::now() + Duration::from_secs(1))).await;
     }
 }
 

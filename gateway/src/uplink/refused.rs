@@ -22,7 +22,7 @@
 
 use std::sync::Arc;
 
-use crate::outbox::{Cursor, Message, Outbox};
+use crate::outbox::{Class, Cursor, Message, Outbox};
 
 /// Builds the report about a set-aside message (it knows the gateway's id,
 /// boot and topics, which the uplink does not).
@@ -42,6 +42,8 @@ pub struct Described<'a> {
     pub topic: &'a str,
     /// Its payload's size.
     pub bytes: usize,
+    /// Its class.
+    pub class: Class,
 }
 
 /// Which message was first unacknowledged at the last lost connections.
@@ -82,18 +84,23 @@ pub fn set_aside(
     described: Option<Described<'_>>,
     why: &str,
 ) {
-    let what = match described {
-        Some(d) => format!("to {} ({} bytes)", d.topic, d.bytes),
+    let (what, class) = match described {
+        Some(d) => (format!("to {} ({} bytes)", d.topic, d.bytes), d.class),
         None => outbox
             .read(&mut Cursor::default(), DESCRIBE_WITHIN)
             .into_iter()
             .find(|m| m.id == id)
-            .map(|m| format!("to {} ({} bytes)", m.topic, m.payload.len()))
-            .unwrap_or_default(),
+            .map(|m| {
+                (
+                    format!("to {} ({} bytes)", m.topic, m.payload.len()),
+                    m.class,
+                )
+            })
+            .unwrap_or((String::new(), Class::Telemetry)),
     };
     let error = format!("message {id} {what} set aside, not sent: {why}");
     tracing::error!(id, "{error}");
-    outbox.ack(&[id]);
+    outbox.set_aside(id, class);
     outbox.append(vec![reporter(&error)]);
 }
 

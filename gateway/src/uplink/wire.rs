@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio::time::{sleep_until, timeout, Instant};
 
 use super::connection::{read_packet, ConnectionError, Stream};
-use super::feeder::{fill, Cursors, Encoder};
+use super::feeder::{fill, Cursors, Encoder, Sources};
 use super::hooks::{Heard, Tap};
 use super::keepalive::{Due, KeepAlive};
 use super::session::{Origin, Session};
@@ -171,10 +171,12 @@ impl<'a> Wire<'a> {
             &mut self.encoder,
             &mut self.session,
             &mut self.cursors,
-            &parts.outbox,
-            &parts.retained,
+            Sources {
+                outbox: &parts.outbox,
+                retained: &parts.retained,
+                reporter: &parts.reporter,
+            },
             &mut self.out,
-            &parts.reporter,
             self.tap.as_mut(),
         );
         let in_flight = self.session.in_flight();

@@ -24,7 +24,8 @@ use queue::IdQueue;
 pub struct State {
     next_id: u64,
     staged: [IdQueue; 2],
-    staged_bytes: u64,
+    /// Bytes staged, per class.
+    staged_bytes: [u64; 2],
     /// Every id up to this is committed (or gone); ids above it are staged.
     durable_through: u64,
     /// Ids up to this are in the batch being written (or committed).
@@ -33,10 +34,15 @@ pub struct State {
     writing: bool,
     deletes: Vec<u64>,
     delete_set: HashSet<u64>,
+    /// Ids of the crash reports and dead letters on disk: the class of a
+    /// pending deletion, for the per-class figures (reports are few).
+    report_rows: HashSet<u64>,
     delivered: Vec<(u64, Arc<str>, u64)>,
     disk: [TableFigures; 2],
     accepted: BTreeMap<String, u64>,
     dropped: BTreeMap<String, u64>,
+    /// Messages dropped for the bound, per class.
+    dropped_by_class: [u64; 2],
     storage_error: Option<String>,
     storage_faults: u64,
     commits: u64,
@@ -82,16 +88,18 @@ impl State {
         Self {
             next_id: max_id + 1,
             staged: Default::default(),
-            staged_bytes: 0,
+            staged_bytes: [0; 2],
             durable_through: max_id,
             writing_through: max_id,
             writing: false,
             deletes: Vec::new(),
+            report_rows: HashSet::new(),
             delete_set: HashSet::new(),
             delivered: Vec::new(),
             disk,
             accepted: BTreeMap::new(),
             dropped: BTreeMap::new(),
+            dropped_by_class: [0; 2],
             storage_error: None,
             storage_faults: 0,
             commits: 0,
@@ -110,6 +118,11 @@ impl State {
         }
     }
 
+    /// Notes the reports the file held at open.
+    pub fn reports_on_disk(&mut self, ids: Vec<u64>) {
+        self.report_rows.extend(ids);
+    }
+
     /// Stages a batch; returns true when the writer should be woken (the
     /// first staged message starts the batch clock).
     pub fn append(&mut self, batch: Vec<Message>, created: i64) -> bool {
@@ -125,12 +138,12 @@ impl State {
                 seq: m.seq,
                 created,
             };
-            self.staged_bytes += entry.size();
+            self.staged_bytes[m.class as usize] += entry.size();
             self.staged[m.class as usize].push(id, entry);
         }
         self.start_clock();
-        if self.staged_bytes > self.memory_bound {
-            self.drop_staged(self.staged_bytes - self.memory_bound);
+        if self.staged_total() > self.memory_bound {
+            self.drop_staged(self.staged_total() - self.memory_bound);
         }
         wake || self.staged_len() >= BATCH_MAX
     }
@@ -144,6 +157,11 @@ impl State {
         }
     }
 
+    /// Bytes staged, both classes.
+    fn staged_total(&self) -> u64 {
+        self.staged_bytes[0] + self.staged_bytes[1]
+    }
+
     fn staged_len(&self) -> usize {
         self.staged[0].len() + self.staged[1].len()
     }
@@ -154,9 +172,11 @@ impl State {
     fn drop_staged(&mut self, bytes: u64) {
         let mut freed = 0;
         for class in [Class::Telemetry, Class::Report] {
-            let keep = self.writing_through.max(self.sent_through[class as usize]);
-            let queue = &mut self.staged[class as usize];
+            let c = class as usize;
+            let keep = self.writing_through.max(self.sent_through[c]);
+            let queue = &mut self.staged[c];
             let mut last = keep;
+            let before = freed;
             while freed < bytes {
                 let Some((id, _)) = queue.after(keep).next() else {
                     break;
@@ -165,11 +185,12 @@ impl State {
                     freed += entry.size();
                     last = id;
                     *self.dropped.entry(entry.sensor.to_string()).or_default() += 1;
+                    self.dropped_by_class[c] += 1;
                 }
             }
+            self.staged_bytes[c] -= (freed - before).min(self.staged_bytes[c]);
             self.record_gone(class, keep, last);
         }
-        self.staged_bytes -= freed.min(self.staged_bytes);
     }
 
     /// Notes that the uplink now holds every message of `class` up to
@@ -201,7 +222,7 @@ impl State {
     /// sensors' sockets (TCP pushes back) instead of in memory. While the
     /// disk fails nobody waits: the memory bound and its drop count apply.
     pub fn is_full(&self) -> bool {
-        self.storage_error.is_none() && self.staged_bytes > self.memory_bound / 4
+        self.storage_error.is_none() && self.staged_total() > self.memory_bound / 4
     }
 
     /// True when `id` was acknowledged but its row may still be on disk.
@@ -223,7 +244,8 @@ impl State {
                 }
             }
             if let Some(entry) = &removed {
-                self.staged_bytes -= entry.size().min(self.staged_bytes);
+                let bytes = &mut self.staged_bytes[entry.class as usize];
+                *bytes -= entry.size().min(*bytes);
                 if let Some(seq) = entry.seq {
                     self.delivered.push((id, entry.sensor.clone(), seq));
                 }
@@ -252,7 +274,7 @@ impl State {
     }
 
     fn bytes(&self) -> u64 {
-        self.disk[0].bytes + self.disk[1].bytes + self.staged_bytes
+        self.disk[0].bytes + self.disk[1].bytes + self.staged_total()
     }
 
     /// True when the writer has something to do.
@@ -351,10 +373,13 @@ impl State {
         for (id, entry) in &batch.inserts {
             let class = entry.class as usize;
             if self.staged[class].remove(*id).is_some() {
-                self.staged_bytes -= entry.size().min(self.staged_bytes);
+                self.staged_bytes[class] -= entry.size().min(self.staged_bytes[class]);
             }
             self.disk[class].count += 1;
             self.disk[class].bytes += entry.size();
+            if entry.class == Class::Report {
+                self.report_rows.insert(*id);
+            }
             self.disk[class].max_id = self.disk[class].max_id.max(*id);
             if let Some(seq) = entry.seq {
                 raise(&mut self.accepted, &entry.sensor, seq);
@@ -364,7 +389,12 @@ impl State {
             raise(&mut self.accepted, &sensor, seq);
         }
         self.book_removed(&outcome.deleted);
+        for id in &batch.deletes {
+            self.report_rows.remove(id);
+        }
         for (sensor, n) in outcome.dropped {
+            // The writer drops telemetry only (reports are kept first).
+            self.dropped_by_class[Class::Telemetry as usize] += n;
             *self.dropped.entry(sensor).or_default() += n;
         }
         self.durable_through = batch.through;
@@ -522,7 +552,7 @@ mod tests {
         let again = s.take(Take::All);
         assert_eq!(ids(&again), [1]);
         assert!(!s.failed(again, "disk full".into()), "the same episode");
-        assert_eq!(s.stats(None, 0).storage_faults, 1);
+        assert_eq!(s.stats([None; 2], 0).storage_faults, 1);
     }
 
     #[test]
