@@ -34,6 +34,17 @@ pub fn config_text(
     outbox_max: &str,
     sensors: &[ListenSensor],
 ) -> anyhow::Result<String> {
+    config_with_metrics(state_dir, broker_port, outbox_max, sensors, None)
+}
+
+/// [`config_text`] with `[metrics] listen` when `metrics` is set.
+pub fn config_with_metrics(
+    state_dir: &Path,
+    broker_port: u16,
+    outbox_max: &str,
+    sensors: &[ListenSensor],
+    metrics: Option<std::net::SocketAddr>,
+) -> anyhow::Result<String> {
     let mut gateway = toml::Table::new();
     gateway.insert("id".into(), GATEWAY.into());
     gateway.insert("state_dir".into(), state_dir.display().to_string().into());
@@ -62,6 +73,11 @@ pub fn config_text(
     doc.insert("gateway".into(), toml::Value::Table(gateway));
     doc.insert("upstream".into(), toml::Value::Table(upstream));
     doc.insert("sensor".into(), toml::Value::Array(sensors));
+    if let Some(listen) = metrics {
+        let mut table = toml::Table::new();
+        table.insert("listen".into(), listen.to_string().into());
+        doc.insert("metrics".into(), toml::Value::Table(table));
+    }
     toml::to_string(&doc).context("writing the edgevisor config")
 }
 

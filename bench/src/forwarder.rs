@@ -23,6 +23,10 @@ use crate::workdir::{free_port, WorkDir};
 pub enum Kind {
     /// The product: `edgevisor run`.
     Edgevisor,
+    /// The product with `[metrics]` on, scraped every second (a tenth of
+    /// Prometheus's usual interval is the harsher case): what the
+    /// endpoint costs.
+    EdgevisorMetrics,
     /// The bench's minimal forwarder (`edgevisor-bench floor`).
     Floor,
     /// Node-RED 4 from npm: `tcp in` -> `json` -> `mqtt out`.
@@ -34,9 +38,12 @@ impl Kind {
     pub fn parse(name: &str) -> anyhow::Result<Self> {
         match name.trim() {
             "edgevisor" => Ok(Self::Edgevisor),
+            "edgevisor-metrics" | "edgevisor_metrics" => Ok(Self::EdgevisorMetrics),
             "floor" => Ok(Self::Floor),
             "node-red" | "node_red" | "nodered" => Ok(Self::NodeRed),
-            other => bail!("unknown forwarder {other:?}: use edgevisor, floor or node-red"),
+            other => bail!(
+                "unknown forwarder {other:?}: use edgevisor, edgevisor-metrics, floor or node-red"
+            ),
         }
     }
 
@@ -44,6 +51,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Self::Edgevisor => "edgevisor",
+            Self::EdgevisorMetrics => "edgevisor_metrics",
             Self::Floor => "floor",
             Self::NodeRed => "node_red",
         }
@@ -52,7 +60,7 @@ impl Kind {
     /// The topic prefix it publishes readings under.
     fn prefix(self) -> &'static str {
         match self {
-            Self::Edgevisor => "edgevisor",
+            Self::Edgevisor | Self::EdgevisorMetrics => "edgevisor",
             Self::Floor => "floor",
             Self::NodeRed => "nodered",
         }
@@ -69,6 +77,8 @@ pub struct Running {
     pub filter: String,
     /// Keeps reading edgevisor's notify socket.
     _notifier: Option<edgevisor::Notifier>,
+    /// Scrapes `/metrics` every second (edgevisor-metrics).
+    _scraper: Option<Scraper>,
     _dir: WorkDir,
 }
 
@@ -96,19 +106,26 @@ pub async fn start(
     let listen: SocketAddr = ([127, 0, 0, 1], port).into();
     let topic = format!("{}/{GATEWAY}/telemetry/load", kind.prefix());
     let filter = format!("{}/{GATEWAY}/telemetry/#", kind.prefix());
+    let mut scraper = None;
     let (child, started) = match kind {
-        Kind::Edgevisor => {
+        Kind::Edgevisor | Kind::EdgevisorMetrics => {
             let sensor = ListenSensor {
                 id: "load".into(),
                 port,
                 max_connections: Some(2000),
             };
+            let metrics = match kind {
+                Kind::EdgevisorMetrics => Some(SocketAddr::from(([127, 0, 0, 1], free_port()?))),
+                _ => None,
+            };
             let state = dir.path().join("state");
-            let text = edgevisor::config_text(&state, broker_port, "1GiB", &[sensor])?;
+            let text =
+                edgevisor::config_with_metrics(&state, broker_port, "1GiB", &[sensor], metrics)?;
             let config = edgevisor::write_checked(&opts.edgevisor, dir.path(), &text).await?;
             let (child, mut notifier) =
                 edgevisor::start(&opts.edgevisor, &config, dir.path()).await?;
             notifier.wait_ready(Duration::from_secs(30)).await?;
+            scraper = metrics.map(Scraper::start);
             (child, Some(notifier))
         }
         Kind::Floor => {
@@ -140,8 +157,48 @@ pub async fn start(
         listen,
         filter,
         _notifier: started,
+        _scraper: scraper,
         _dir: dir,
     }))
+}
+
+/// GETs `/metrics` every second, as Prometheus would (more often), until
+/// dropped.
+struct Scraper(tokio::task::JoinHandle<()>);
+
+impl Scraper {
+    fn start(addr: SocketAddr) -> Self {
+        Self(tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut failures = 0u32;
+            loop {
+                tick.tick().await;
+                let scraped = async {
+                    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+                    stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await?;
+                    let mut body = Vec::new();
+                    stream.read_to_end(&mut body).await?;
+                    Ok::<_, std::io::Error>(
+                        body.starts_with(b"HTTP/1.0 200") || body.starts_with(b"HTTP/1.1 200"),
+                    )
+                }
+                .await;
+                if !matches!(scraped, Ok(true)) {
+                    failures += 1;
+                    if failures == 1 {
+                        note(&format!("a scrape of {addr}/metrics failed: {scraped:?}"));
+                    }
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Scraper {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Sends SIGTERM and waits up to `grace` for the exit, then kills.
