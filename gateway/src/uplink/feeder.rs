@@ -180,6 +180,9 @@ impl Cursors {
 /// this connection, then outbox messages after `cursors` in send order, as
 /// many as the session's window has room for. Returns how many.
 /// Messages too big to send are set aside with a report by `reporter`.
+// One call per turn from `wire`, each argument a distinct part of the
+// connection: a struct of them would only be built to be taken apart.
+#[allow(clippy::too_many_arguments)]
 pub fn fill(
     encoder: &mut Encoder,
     session: &mut Session,
