@@ -125,8 +125,8 @@ impl HomeAssistant {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         while !done(self) {
             if tokio::time::Instant::now() > deadline {
-                let seen = self.seen.lock().unwrap();
-                let mut topics: Vec<&String> = seen.history.keys().collect();
+                let mut topics: Vec<String> =
+                    self.seen.lock().unwrap().history.keys().cloned().collect();
                 topics.sort();
                 panic!("timed out after {secs}s waiting for {what}; topics seen: {topics:?}");
             }
@@ -360,6 +360,12 @@ async fn configs_are_sent_again_at_the_birth_and_deleted_when_a_reload_removes_t
     for gone in [barn_temp, weather_seq] {
         assert_eq!(ha.history(gone).last().unwrap(), &Vec::<u8>::new());
     }
+    // The removed sensor's state said `stopped` while the gateway stayed
+    // online: the entity it had was unavailable even before the delete.
+    ha.wait("the removed sensor's entity unavailable", 10, |ha| {
+        !ha.available(&entity)
+    })
+    .await;
     assert!(ha.config(weather_temp).is_some(), "the kept entity stays");
     assert_eq!(
         ha.history(weather_temp).len(),
@@ -390,6 +396,15 @@ async fn configs_are_sent_again_at_the_birth_and_deleted_when_a_reload_removes_t
         late.history(weather_seq).is_empty(),
         "the seq config is gone"
     );
+    // A clean stop: the status says `stopped` (neither word, so Home
+    // Assistant ignores it) and each sensor's state `stopped`, which is
+    // what makes the entities unavailable.
+    let kept = ha.config(weather_temp).unwrap();
+    assert!(ha.available(&kept));
     gateway.signal(Signal::SIGTERM);
     assert_eq!(gateway.exit_code(20).await, Some(0));
+    ha.wait("the kept entity unavailable after a clean stop", 10, |ha| {
+        !ha.available(&kept)
+    })
+    .await;
 }
