@@ -65,8 +65,15 @@ impl Discovery {
     /// field, or discovery turned off).
     pub fn update(&self, config: &Config) {
         let new = configs(config);
-        if config.homeassistant.is_some() && self.birth.is_none() {
-            tracing::warn!("Home Assistant discovery was turned on by a reload: the configs are sent, but sent again at Home Assistant's birth message only after a service restart");
+        let birth = config
+            .homeassistant
+            .as_ref()
+            .map(|ha| birth_topic(&ha.prefix));
+        if birth.is_some() && birth != self.birth {
+            tracing::warn!(
+                listening = ?self.birth,
+                "Home Assistant discovery was turned on, or its prefix changed, by a reload: the configs are sent, but the birth message on the new prefix is listened for only after a service restart"
+            );
         }
         let mut published = self
             .published
