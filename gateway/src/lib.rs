@@ -6,6 +6,7 @@ pub mod boot;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod homeassistant;
 pub mod logs;
 pub mod metrics;
 pub mod outbox;

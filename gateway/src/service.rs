@@ -13,6 +13,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::homeassistant::{self, Discovery};
 use crate::outbox::{notice, Outbox};
 use crate::payload::{self, Status};
 use crate::sensor::Gateway;
@@ -54,6 +55,7 @@ struct Service {
     topics: Topics,
     outbox: Outbox,
     uplink: Arc<Uplink>,
+    discovery: Arc<Discovery>,
     gateway: Arc<Gateway>,
     root: SupervisorHandle,
     background: Background,
@@ -74,6 +76,7 @@ impl Service {
         let (outbox, opened) = Outbox::open(&state_dir, config.upstream.outbox_max_bytes);
         outbox.append(notice::on_open(&opened, &config.gateway.id, boot, &topics));
         let will = payload::to_vec(&status("offline", boot, None));
+        let (hooks, heard) = Discovery::hooks(&config);
         let uplink = Arc::new(
             Uplink::start(
                 &config.upstream,
@@ -81,7 +84,7 @@ impl Service {
                 will,
                 outbox.clone(),
                 set_aside_reporter(&config.gateway.id, boot, &topics),
-                crate::uplink::Hooks::default(),
+                hooks,
             )
             .context("cannot set up the upstream connection")?,
         );
@@ -90,6 +93,7 @@ impl Service {
             topics.status(),
             payload::to_vec(&status("online", boot, Some(&started_at))),
         );
+        let discovery = Discovery::start(&config, uplink.clone());
         let gateway = Gateway::new(
             config.gateway.id.clone(),
             boot,
@@ -106,6 +110,10 @@ impl Service {
         let root = supervisor.spawn();
         let mut background = Background::default();
         crate::clock::watch(&mut background);
+        if let Some(heard) = heard {
+            let listener = homeassistant::listen(discovery.clone(), heard);
+            background.spawn_loop("home assistant birth", listener);
+        }
         let tree = root.clone();
         let (reporting, linked) = (gateway.clone(), uplink.clone());
         let crashes = Arc::new(reports::RecentCrashes::new(status::RECENT_CRASHES));
@@ -156,6 +164,7 @@ impl Service {
             topics,
             outbox,
             uplink,
+            discovery,
             gateway,
             root,
             background,
@@ -189,7 +198,10 @@ impl Service {
         tracing::info!(config = %self.config.path.display(), "SIGHUP: reloading");
         self.systemd.reloading();
         let path = self.config.path.clone();
-        reload::reload(&path, &mut self.config, &self.root, &self.gateway).await;
+        if reload::reload(&path, &mut self.config, &self.root, &self.gateway).await {
+            // Removed sensors and fields get an empty retained config.
+            self.discovery.update(&self.config);
+        }
         // A password or certificate fixed on disk is tried at once.
         self.uplink.retry_now();
         self.systemd.reloaded();

@@ -127,5 +127,19 @@ pub fn summary(config: &Config) -> String {
             }
         }
     }
+    homeassistant(&mut out, config);
     out
+}
+
+/// One line when Home Assistant discovery is on: how many entities it
+/// announces (a sensor without declared fields has none).
+fn homeassistant(out: &mut String, config: &Config) {
+    if let Some(ha) = &config.homeassistant {
+        let entities = crate::homeassistant::entities(config).len();
+        let _ = writeln!(
+            out,
+            "home assistant discovery: {entities} entity(ies) (declared fields) under {}/sensor/",
+            ha.prefix
+        );
+    }
 }
