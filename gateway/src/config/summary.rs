@@ -128,11 +128,35 @@ pub fn summary(config: &Config) -> String {
         }
     }
     homeassistant(&mut out, config);
+    outputs(&mut out, config);
     out
 }
 
 /// One line when Home Assistant discovery is on: how many entities it
 /// announces (a sensor without declared fields has none).
+/// The `[metrics]` and `[sparkplug]` lines, when those tables are there.
+fn outputs(out: &mut String, config: &Config) {
+    if let Some(metrics) = &config.metrics {
+        let _ = writeln!(
+            out,
+            "metrics: http://{}/metrics and /healthz",
+            metrics.listen
+        );
+    }
+    if let Some(spb) = &config.sparkplug {
+        let _ = writeln!(
+            out,
+            "sparkplug: edge node spBv1.0/{}/+/{} on a second session{}",
+            spb.group_id,
+            config.gateway.id,
+            spb.primary_host
+                .as_ref()
+                .map(|h| format!(", publishing while primary host {h} is online"))
+                .unwrap_or_default()
+        );
+    }
+}
+
 fn homeassistant(out: &mut String, config: &Config) {
     if let Some(ha) = &config.homeassistant {
         let entities = crate::homeassistant::entities(config).len();
