@@ -17,6 +17,7 @@ use crate::outbox::{notice, Outbox};
 use crate::payload::{self, Status};
 use crate::sensor::Gateway;
 use crate::shutdown::Background;
+use crate::sparkplug::Sparkplug;
 use crate::systemd::Systemd;
 use crate::topics::Topics;
 use crate::tree::Layout;
@@ -58,6 +59,8 @@ struct Service {
     root: SupervisorHandle,
     background: Background,
     systemd: Systemd,
+    /// `[sparkplug]`'s edge node, when set.
+    sparkplug: Option<Sparkplug>,
 }
 
 impl Service {
@@ -74,6 +77,17 @@ impl Service {
         let (outbox, opened) = Outbox::open(&state_dir, config.upstream.outbox_max_bytes);
         outbox.append(notice::on_open(&opened, &config.gateway.id, boot, &topics));
         let will = payload::to_vec(&status("offline", boot, None));
+        let (hooks, delivered) = match &config.sparkplug {
+            Some(_) => {
+                let (sender, receiver) = crate::sparkplug::delivered_channel();
+                let hooks = crate::uplink::Hooks {
+                    delivered: Some(sender),
+                    ..Default::default()
+                };
+                (hooks, Some(receiver))
+            }
+            None => (crate::uplink::Hooks::default(), None),
+        };
         let uplink = Arc::new(
             Uplink::start(
                 &config.upstream,
@@ -81,7 +95,7 @@ impl Service {
                 will,
                 outbox.clone(),
                 set_aside_reporter(&config.gateway.id, boot, &topics),
-                crate::uplink::Hooks::default(),
+                hooks,
             )
             .context("cannot set up the upstream connection")?,
         );
@@ -103,7 +117,15 @@ impl Service {
             .context("the config describes an invalid tree")?
             .event_capacity(tree::event_capacity(config.sensor_count()));
         let events = supervisor.subscribe();
+        let sparkplug_events = supervisor.subscribe();
         let root = supervisor.spawn();
+        let sparkplug = match delivered {
+            Some(delivered) => {
+                Sparkplug::start(&config, boot, gateway.clone(), delivered, sparkplug_events)
+                    .context("cannot start the Sparkplug edge node")?
+            }
+            None => None,
+        };
         let mut background = Background::default();
         crate::clock::watch(&mut background);
         let tree = root.clone();
@@ -144,6 +166,7 @@ impl Service {
             root,
             background,
             systemd,
+            sparkplug,
         })
     }
 
@@ -197,6 +220,11 @@ impl Service {
                 let left = self.outbox.stats().depth;
                 if left > 0 {
                     tracing::warn!(left, "stopped before the outbox drained");
+                }
+                // After the drain: the last acknowledged readings go out
+                // on Sparkplug too, then its NDEATH.
+                if let Some(sparkplug) = self.sparkplug {
+                    sparkplug.stop().await;
                 }
             }
             Ending::RootExhausted => {
