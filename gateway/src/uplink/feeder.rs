@@ -180,6 +180,9 @@ impl Cursors {
 /// this connection, then outbox messages after `cursors` in send order, as
 /// many as the session's window has room for. Returns how many.
 /// Messages too big to send are set aside with a report by `reporter`.
+// The connection's parts one by one, not `Wire`: `fill` borrows each of
+// them differently while the caller holds the rest.
+#[allow(clippy::too_many_arguments)]
 pub fn fill(
     encoder: &mut Encoder,
     session: &mut Session,

@@ -90,13 +90,11 @@ impl Tap {
         if batch.is_empty() {
             return;
         }
-        if let Err(error) = self.sender.try_send(batch) {
-            if let mpsc::error::TrySendError::Full(batch) = error {
-                tracing::warn!(
-                    messages = batch.len(),
-                    "the listener of delivered telemetry fell behind; its copy of these messages was dropped"
-                );
-            }
+        if let Err(mpsc::error::TrySendError::Full(batch)) = self.sender.try_send(batch) {
+            tracing::warn!(
+                messages = batch.len(),
+                "the listener of delivered telemetry fell behind; its copy of these messages was dropped"
+            );
         }
     }
 }
