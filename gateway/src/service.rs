@@ -197,6 +197,9 @@ impl Service {
         self.systemd.reloading();
         let path = self.config.path.clone();
         reload::reload(&path, &mut self.config, &self.root, &self.gateway).await;
+        if let Some(sparkplug) = &self.sparkplug {
+            sparkplug.reload(&self.config);
+        }
         // A password or certificate fixed on disk is tried at once.
         self.uplink.retry_now();
         self.systemd.reloaded();

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use edgevisor_runtime::{Event, EventKind};
 use tokio::sync::{broadcast, mpsc, watch};
 
+use super::node::Fields;
 use super::payload::{self, Reading};
 use crate::sensor::Gateway;
 use crate::uplink::Delivered;
@@ -19,6 +20,8 @@ pub enum Input {
     Readings(Vec<Reading>),
     /// A sensor started (`true`) or was quarantined or stopped (`false`).
     Sensor(String, bool),
+    /// A reload changed the declared fields.
+    Fields(Fields),
     /// The service is stopping.
     Stop,
 }
@@ -29,6 +32,7 @@ pub struct Inputs {
     events: Option<broadcast::Receiver<Arc<Event>>>,
     gateway: Arc<Gateway>,
     stop: watch::Receiver<bool>,
+    fields: watch::Receiver<Fields>,
 }
 
 impl Inputs {
@@ -38,12 +42,14 @@ impl Inputs {
         events: broadcast::Receiver<Arc<Event>>,
         gateway: Arc<Gateway>,
         stop: watch::Receiver<bool>,
+        fields: watch::Receiver<Fields>,
     ) -> Self {
         Self {
             delivered: Some(delivered),
             events: Some(events),
             gateway,
             stop,
+            fields,
         }
     }
 
@@ -76,6 +82,9 @@ impl Inputs {
                     Err(broadcast::error::RecvError::Closed) => self.events = None,
                 },
                 _ = self.stop.changed() => return Input::Stop,
+                Ok(()) = self.fields.changed() => {
+                    return Input::Fields(self.fields.borrow_and_update().clone());
+                }
             }
         }
     }

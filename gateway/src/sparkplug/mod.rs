@@ -58,6 +58,7 @@ pub fn delivered_channel() -> (mpsc::Sender<Vec<Delivered>>, mpsc::Receiver<Vec<
 /// A running edge node.
 pub struct Sparkplug {
     stop: watch::Sender<bool>,
+    fields: watch::Sender<node::Fields>,
     task: JoinHandle<()>,
 }
 
@@ -85,10 +86,18 @@ impl Sparkplug {
             primary_host: sparkplug.primary_host.clone(),
         };
         let (stop, stopped) = watch::channel(false);
-        let inputs = inputs::Inputs::new(delivered, events, gateway, stopped);
+        let (fields, new_fields) = watch::channel(node::Fields::of(config));
+        let inputs = inputs::Inputs::new(delivered, events, gateway, stopped, new_fields);
         let task = tokio::spawn(session::run(node, bdseq, settings, inputs));
         tracing::info!(group = %sparkplug.group_id, node = %config.gateway.id, "Sparkplug edge node starting");
-        Ok(Some(Self { stop, task }))
+        Ok(Some(Self { stop, fields, task }))
+    }
+
+    /// After a reload: the sensors' declared fields as `config` now has
+    /// them. A device whose metrics change is born again (DBIRTH) with its
+    /// next reading.
+    pub fn reload(&self, config: &Config) {
+        self.fields.send_replace(node::Fields::of(config));
     }
 
     /// Clean stop: the readings already delivered, NDEATH, then DISCONNECT

@@ -123,6 +123,11 @@ impl Node {
         self.online
     }
 
+    /// Takes the declared fields of a reloaded config.
+    pub fn set_fields(&mut self, fields: Fields) {
+        self.fields = fields;
+    }
+
     /// Readings waiting for the next birth.
     pub fn queued(&self) -> usize {
         self.queue.len()

@@ -102,6 +102,10 @@ fn apply(node: &mut Node, input: Input, now_ms: u64) -> Vec<Outgoing> {
     match input {
         Input::Readings(readings) => node.readings(readings, now_ms),
         Input::Sensor(sensor, alive) => node.sensor(&sensor, alive, now_ms),
+        Input::Fields(fields) => {
+            node.set_fields(fields);
+            Vec::new()
+        }
         Input::Stop => Vec::new(),
     }
 }

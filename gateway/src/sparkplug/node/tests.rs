@@ -205,3 +205,21 @@ fn a_rebirth_numbers_from_zero_and_repeats_every_device_birth() {
         Some(payload::JSON_METRIC)
     );
 }
+
+#[test]
+fn fields_changed_by_a_reload_give_the_device_a_new_birth() {
+    let mut n = node();
+    n.birth(1);
+    n.readings(vec![reading("plain", json!(1), false)], 2);
+    let out = n.readings(vec![reading("plain", json!(2), false)], 3);
+    assert_eq!(shape(&out), [s("DDATA/gw/plain", 3)]);
+    let mut map = fields().0;
+    map.insert("plain".to_string(), map["weather"].clone());
+    n.set_fields(Fields(map));
+    let out = n.readings(vec![reading("plain", json!(3), false)], 4);
+    assert_eq!(
+        shape(&out),
+        [s("DBIRTH/gw/plain", 4), s("DDATA/gw/plain", 5)]
+    );
+    assert_eq!(out[0].payload.metrics[0].name.as_deref(), Some("temp"));
+}
