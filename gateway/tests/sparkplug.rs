@@ -10,90 +10,14 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use edgevisor::sparkplug::proto::{data_type, metric};
 use nix::sys::signal::Signal;
-use support::sparkplug_host::{assert_ordered, count, Host, SpMsg};
-use support::{header, Gateway, Mosquitto, TempDir};
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Mutex;
-
-/// A TCP sensor the gateway connects to; the test decides each line.
-struct Sensor {
-    addr: SocketAddr,
-    socket: Arc<Mutex<Option<TcpStream>>>,
-}
-
-impl Sensor {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let socket: Arc<Mutex<Option<TcpStream>>> = Arc::default();
-        let latest = socket.clone();
-        tokio::spawn(async move {
-            while let Ok((accepted, _)) = listener.accept().await {
-                *latest.lock().await = Some(accepted);
-            }
-        });
-        Self { addr, socket }
-    }
-
-    /// Writes `line` to the gateway's current connection (waiting for one).
-    async fn send(&self, line: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(socket) = self.socket.lock().await.as_mut() {
-                if socket
-                    .write_all(format!("{line}\n").as_bytes())
-                    .await
-                    .is_ok()
-                {
-                    return;
-                }
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no gateway connection to write {line}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Forgets the connection (before the gateway restarts).
-    async fn forget(&self) {
-        *self.socket.lock().await = None;
-    }
-}
-
-/// `env` (json, declared fields) and `raw` (lines, none) under group `plant`.
-fn config(port: u16, dir: &TempDir, env: SocketAddr, raw: SocketAddr) -> String {
-    header("gw", port, &dir.0.join("state"))
-        + "\n[sparkplug]\ngroup_id = \"plant\"\n"
-        + &format!("\n[[sensor]]\nid = \"env\"\ntransport = \"tcp\"\naddress = \"{env}\"\ncodec = \"json\"\nread_timeout = \"1h\"\n")
-        + "\n[[sensor.field]]\nname = \"temp\"\njson_path = \"$.temp\"\nunit = \"C\"\n"
-        + "\n[[sensor.field]]\nname = \"ok\"\njson_path = \"$.ok\"\n"
-        + "\n[[sensor.field]]\nname = \"tag\"\njson_path = \"$.tag\"\n"
-        + "\n[[sensor.field]]\nname = \"missing\"\njson_path = \"$.nowhere\"\n"
-        + &format!("\n[[sensor]]\nid = \"raw\"\ntransport = \"tcp\"\naddress = \"{raw}\"\ncodec = \"lines\"\nread_timeout = \"1h\"\n")
-}
-
-fn reading(tag: &str, temp: f64) -> String {
-    format!(r#"{{"temp":{temp},"ok":true,"tag":"{tag}"}}"#)
-}
-
-/// The DDATA of `env` whose `tag` is `tag`.
-fn env_data<'a>(msgs: &'a [SpMsg], tag: &str) -> Option<&'a SpMsg> {
-    msgs.iter()
-        .find(|m| m.kind == "DDATA" && m.device.as_deref() == Some("env") && m.text("tag") == tag)
-}
-
-fn nbirths(msgs: &[SpMsg]) -> Vec<&SpMsg> {
-    msgs.iter().filter(|m| m.kind == "NBIRTH").collect()
-}
+use support::sparkplug::{
+    assert_ordered, count, env_data, historical, nbirths, reading, Host, Sensor,
+};
+use support::{Gateway, Mosquitto, TempDir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn births_data_rebirth_and_deaths_with_bdseq_across_a_sigkill() {
@@ -101,7 +25,14 @@ async fn births_data_rebirth_and_deaths_with_bdseq_across_a_sigkill() {
     let host = Host::connect(broker.port()).await;
     let (env, raw) = (Sensor::start().await, Sensor::start().await);
     let dir = TempDir::new("sparkplug");
-    let cfg = config(broker.port(), &dir, env.addr, raw.addr);
+    let cfg = support::sparkplug::config(
+        broker.port(),
+        &dir.0.join("state"),
+        env.addr,
+        raw.addr,
+        "",
+        "",
+    );
     let gateway = Gateway::start_in(dir, &cfg).await;
 
     for i in 1..=3 {
@@ -243,7 +174,14 @@ async fn readings_taken_during_a_broker_outage_arrive_flagged_historical() {
     let host = Host::connect(broker.port()).await;
     let (env, raw) = (Sensor::start().await, Sensor::start().await);
     let dir = TempDir::new("sparkplug-history");
-    let cfg = config(broker.port(), &dir, env.addr, raw.addr);
+    let cfg = support::sparkplug::config(
+        broker.port(),
+        &dir.0.join("state"),
+        env.addr,
+        raw.addr,
+        "",
+        "",
+    );
     let gateway = Gateway::start_in(dir, &cfg).await;
     for i in 1..=3 {
         env.send(&reading(&format!("live{i}"), 1.0)).await;
@@ -281,28 +219,17 @@ async fn readings_taken_during_a_broker_outage_arrive_flagged_historical() {
     let msgs = host.all();
     assert_ordered(&msgs);
     assert!(nbirths(&msgs).len() >= 2, "a new NBIRTH after the outage");
-    let flagged = |tag: &str| {
+    let unflagged = |tag: &str| {
         let m = env_data(&msgs, tag).unwrap();
-        m.payload
-            .metrics
-            .iter()
-            .all(|metric| metric.is_historical == Some(true))
+        m.payload.metrics.iter().all(|m| m.is_historical.is_none())
     };
     for i in 1..=3 {
-        assert!(!flagged(&format!("live{i}")), "live{i} was live");
-        assert!(!flagged(&format!("after{i}")), "after{i} was live");
-        assert!(env_data(&msgs, &format!("after{i}"))
-            .unwrap()
-            .payload
-            .metrics
-            .iter()
-            .all(|m| m.is_historical.is_none()));
+        assert!(unflagged(&format!("live{i}")), "live{i} was live");
+        assert!(unflagged(&format!("after{i}")), "after{i} was live");
     }
     for i in 1..=5 {
-        assert!(
-            flagged(&format!("outage{i}")),
-            "outage{i} waited out the outage"
-        );
+        let m = env_data(&msgs, &format!("outage{i}")).unwrap();
+        assert!(historical(m), "outage{i} waited out the outage: {m:?}");
     }
     drop(gateway);
 }

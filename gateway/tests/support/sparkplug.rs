@@ -1,8 +1,10 @@
-//! A Sparkplug host application for the tests: subscribes to `spBv1.0/#`
+//! Sparkplug test kit. A host application that subscribes to `spBv1.0/#`
 //! (again after every reconnect: the test brokers keep no sessions),
 //! decodes every payload with the gateway's own `sparkplug::proto` types
-//! and records it in arrival order; can ask a node for a rebirth.
+//! and records it in arrival order; can ask a node for a rebirth and play
+//! a primary host's STATE. A TCP sensor whose every line the test writes.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,7 +12,68 @@ use std::time::Duration;
 use edgevisor::sparkplug::proto::{metric, Metric, Payload};
 use prost::Message;
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+/// A TCP sensor the gateway connects to; the test decides each line.
+pub struct Sensor {
+    pub addr: SocketAddr,
+    socket: Arc<tokio::sync::Mutex<Option<TcpStream>>>,
+    accepting: JoinHandle<()>,
+}
+
+impl Sensor {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let socket: Arc<tokio::sync::Mutex<Option<TcpStream>>> = Arc::default();
+        let latest = socket.clone();
+        let accepting = tokio::spawn(async move {
+            while let Ok((accepted, _)) = listener.accept().await {
+                *latest.lock().await = Some(accepted);
+            }
+        });
+        Self {
+            addr,
+            socket,
+            accepting,
+        }
+    }
+
+    /// Writes `line` to the gateway's current connection (waiting for one).
+    pub async fn send(&self, line: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(socket) = self.socket.lock().await.as_mut() {
+                if socket
+                    .write_all(format!("{line}\n").as_bytes())
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no gateway connection to write {line}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Forgets the connection (before the gateway restarts).
+    pub async fn forget(&self) {
+        *self.socket.lock().await = None;
+    }
+
+    /// Closes the connection and stops listening: the gateway's link
+    /// ends and cannot connect again.
+    pub async fn stop(&self) {
+        self.accepting.abort();
+        self.forget().await;
+    }
+}
 
 /// One Sparkplug message seen by the host.
 #[derive(Debug, Clone)]
@@ -149,6 +212,23 @@ impl Host {
         }
     }
 
+    /// Publishes `host`'s retained Sparkplug 3.0 STATE.
+    pub async fn state(&self, host: &str, online: bool) {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        self.client
+            .publish(
+                format!("spBv1.0/STATE/{host}"),
+                QoS::AtLeastOnce,
+                true,
+                format!(r#"{{"online":{online},"timestamp":{ms}}}"#),
+            )
+            .await
+            .unwrap();
+    }
+
     /// Publishes NCMD `Node Control/Rebirth` = true to `group`/`node`.
     pub async fn rebirth(&self, group: &str, node: &str) {
         let payload = Payload {
@@ -223,4 +303,49 @@ pub fn assert_ordered(msgs: &[SpMsg]) {
             _ => {}
         }
     }
+}
+
+/// A config for gateway `gw` under group `plant` (`sparkplug` holds extra
+/// `[sparkplug]` keys): sensor `env` (json, declared fields; `env_extra`
+/// adds keys) and `raw` (lines, no fields).
+pub fn config(
+    port: u16,
+    state_dir: &std::path::Path,
+    env: SocketAddr,
+    raw: SocketAddr,
+    sparkplug: &str,
+    env_extra: &str,
+) -> String {
+    super::header("gw", port, state_dir)
+        + &format!("\n[sparkplug]\ngroup_id = \"plant\"\n{sparkplug}\n")
+        + &format!("\n[[sensor]]\nid = \"env\"\ntransport = \"tcp\"\naddress = \"{env}\"\ncodec = \"json\"\nread_timeout = \"1h\"\n{env_extra}\n")
+        + "\n[[sensor.field]]\nname = \"temp\"\njson_path = \"$.temp\"\nunit = \"C\"\n"
+        + "\n[[sensor.field]]\nname = \"ok\"\njson_path = \"$.ok\"\n"
+        + "\n[[sensor.field]]\nname = \"tag\"\njson_path = \"$.tag\"\n"
+        + "\n[[sensor.field]]\nname = \"missing\"\njson_path = \"$.nowhere\"\n"
+        + &format!("\n[[sensor]]\nid = \"raw\"\ntransport = \"tcp\"\naddress = \"{raw}\"\ncodec = \"lines\"\nread_timeout = \"1h\"\n")
+}
+
+/// A line for `env`.
+pub fn reading(tag: &str, temp: f64) -> String {
+    format!(r#"{{"temp":{temp},"ok":true,"tag":"{tag}"}}"#)
+}
+
+/// The DDATA of `env` whose `tag` is `tag`.
+pub fn env_data<'a>(msgs: &'a [SpMsg], tag: &str) -> Option<&'a SpMsg> {
+    msgs.iter()
+        .find(|m| m.kind == "DDATA" && m.device.as_deref() == Some("env") && m.text("tag") == tag)
+}
+
+/// The NBIRTHs so far.
+pub fn nbirths(msgs: &[SpMsg]) -> Vec<&SpMsg> {
+    msgs.iter().filter(|m| m.kind == "NBIRTH").collect()
+}
+
+/// True when every metric of `m` is flagged historical.
+pub fn historical(m: &SpMsg) -> bool {
+    m.payload
+        .metrics
+        .iter()
+        .all(|metric| metric.is_historical == Some(true))
 }
