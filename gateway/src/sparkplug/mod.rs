@@ -11,9 +11,12 @@
 //! - `device`, `node`: the births, deaths and `seq` (pure);
 //! - `bdseq`: the bdSeq kept in `state_dir`;
 //! - `inputs`: delivered telemetry, tree events and the stop;
-//! - `session`: the MQTT session and its reconnects.
+//! - `session`: the MQTT session and its reconnects; `conn`: one
+//!   connection; `commands`: NCMD and STATE payloads.
 
 mod bdseq;
+mod commands;
+mod conn;
 mod device;
 mod inputs;
 mod node;
