@@ -16,6 +16,7 @@ pub mod reports;
 pub mod sensor;
 pub mod service;
 pub mod shutdown;
+pub mod sparkplug;
 pub mod status;
 pub mod systemd;
 pub mod topics;

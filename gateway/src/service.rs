@@ -18,6 +18,7 @@ use crate::outbox::{notice, Outbox};
 use crate::payload::{self, Status};
 use crate::sensor::Gateway;
 use crate::shutdown::Background;
+use crate::sparkplug::Sparkplug;
 use crate::systemd::Systemd;
 use crate::topics::Topics;
 use crate::tree::Layout;
@@ -60,6 +61,8 @@ struct Service {
     root: SupervisorHandle,
     background: Background,
     systemd: Systemd,
+    /// `[sparkplug]`'s edge node, when set.
+    sparkplug: Option<Sparkplug>,
 }
 
 impl Service {
@@ -76,7 +79,12 @@ impl Service {
         let (outbox, opened) = Outbox::open(&state_dir, config.upstream.outbox_max_bytes);
         outbox.append(notice::on_open(&opened, &config.gateway.id, boot, &topics));
         let will = payload::to_vec(&status("offline", boot, None));
-        let (hooks, heard) = Discovery::hooks(&config);
+        let (mut hooks, heard) = Discovery::hooks(&config);
+        let delivered = config.sparkplug.as_ref().map(|_| {
+            let (sender, receiver) = crate::sparkplug::delivered_channel();
+            hooks.delivered = Some(sender);
+            receiver
+        });
         let uplink = Arc::new(
             Uplink::start(
                 &config.upstream,
@@ -107,7 +115,15 @@ impl Service {
             .context("the config describes an invalid tree")?
             .event_capacity(tree::event_capacity(config.sensor_count()));
         let events = supervisor.subscribe();
+        let sparkplug_events = supervisor.subscribe();
         let root = supervisor.spawn();
+        let sparkplug = match delivered {
+            Some(delivered) => {
+                Sparkplug::start(&config, boot, gateway.clone(), delivered, sparkplug_events)
+                    .context("cannot start the Sparkplug edge node")?
+            }
+            None => None,
+        };
         let mut background = Background::default();
         crate::clock::watch(&mut background);
         if let Some(heard) = heard {
@@ -169,6 +185,7 @@ impl Service {
             root,
             background,
             systemd,
+            sparkplug,
         })
     }
 
@@ -201,6 +218,9 @@ impl Service {
         if reload::reload(&path, &mut self.config, &self.root, &self.gateway).await {
             // Removed sensors and fields get an empty retained config.
             self.discovery.update(&self.config);
+            if let Some(sparkplug) = &self.sparkplug {
+                sparkplug.reload(&self.config);
+            }
         }
         // A password or certificate fixed on disk is tried at once.
         self.uplink.retry_now();
@@ -225,6 +245,11 @@ impl Service {
                 let left = self.outbox.stats().depth;
                 if left > 0 {
                     tracing::warn!(left, "stopped before the outbox drained");
+                }
+                // After the drain: the last acknowledged readings go out
+                // on Sparkplug too, then its NDEATH.
+                if let Some(sparkplug) = self.sparkplug {
+                    sparkplug.stop().await;
                 }
             }
             Ending::RootExhausted => {

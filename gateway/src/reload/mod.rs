@@ -2,7 +2,8 @@
 //! groups that were removed stop, new ones start (after the existing ones),
 //! changed ones restart; a changed member of an unchanged group restarts
 //! alone (it rejoins the group after its siblings). Changes to `[gateway]`,
-//! `[upstream]` or `[supervisor]` need a service restart and are reported.
+//! `[upstream]`, `[supervisor]` or `[sparkplug]` need a service restart and
+//! are reported.
 //! An invalid file is rejected with its errors and nothing changes.
 //!
 //! - `plan`: the diff, a pure function of the old and the new config;
@@ -43,7 +44,7 @@ pub async fn reload(
     let plan = ReloadPlan::new(current, &new);
     if plan.service_restart_needed {
         tracing::warn!(
-            "changes to [gateway], [upstream] or [supervisor] take effect after a service restart"
+            "changes to [gateway], [upstream], [supervisor] or [sparkplug] take effect after a service restart"
         );
     }
     // Before any child of the new config starts, so that its first events

@@ -32,8 +32,8 @@ pub struct ReloadPlan<'a> {
     /// Root children new in the config, in the new file order; started
     /// after the existing ones.
     pub start: Vec<&'a RootChild>,
-    /// `[gateway]`, `[upstream]` or `[supervisor]` changed: that takes
-    /// effect only after a service restart.
+    /// `[gateway]`, `[upstream]`, `[supervisor]` or `[sparkplug]` changed:
+    /// that takes effect only after a service restart.
     pub service_restart_needed: bool,
 }
 
@@ -52,7 +52,8 @@ impl<'a> ReloadPlan<'a> {
         let mut plan = ReloadPlan {
             service_restart_needed: new.gateway != old.gateway
                 || new.upstream != old.upstream
-                || new.root != old.root,
+                || new.root != old.root
+                || new.sparkplug != old.sparkplug,
             ..ReloadPlan::default()
         };
         let before: HashMap<&str, &RootChild> = old.children.iter().map(|c| (c.id(), c)).collect();
@@ -153,6 +154,16 @@ url = "mqtt://127.0.0.1:1883"
 
     fn ids(children: &[&RootChild]) -> Vec<String> {
         children.iter().map(|c| c.id().to_string()).collect()
+    }
+
+    #[test]
+    fn a_changed_sparkplug_table_needs_a_service_restart() {
+        let old = config(&[sensor("a", 1)]);
+        let new = config(&[
+            "[sparkplug]\ngroup_id = \"plant\"\n".to_string(),
+            sensor("a", 1),
+        ]);
+        assert!(ReloadPlan::new(&old, &new).service_restart_needed);
     }
 
     #[test]

@@ -49,9 +49,11 @@ pub use refused::Reporter;
 
 use crate::config::UpstreamConfig;
 use crate::outbox::Outbox;
+pub(crate) use connection::{open, read_packet, ConnectionError, Stream};
 pub use feeder::Render;
 use feeder::Retained;
-use options::ConnectOptions;
+pub(crate) use keepalive::{Due, KeepAlive};
+pub(crate) use options::{connect_options, ConnectOptions};
 
 /// Publishes awaiting their PUBACK at most. With 10,000 sensor
 /// connections on two cores a PUBACK takes tens of milliseconds to come
@@ -264,7 +266,7 @@ impl Uplink {
 
 /// Reconnect delay after `failures` consecutive failures: 250 ms doubling to
 /// 30 s, +-20 % jitter, so a fleet does not reconnect in lock-step.
-fn reconnect_delay(failures: u32) -> Duration {
+pub(crate) fn reconnect_delay(failures: u32) -> Duration {
     const RECONNECT: edgevisor_backoff::ExponentialBackoff =
         edgevisor_backoff::ExponentialBackoff::new(
             Duration::from_millis(250),

@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod schemas;
+pub mod sparkplug;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
