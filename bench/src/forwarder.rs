@@ -79,6 +79,8 @@ pub struct Running {
     _notifier: Option<edgevisor::Notifier>,
     /// Scrapes `/metrics` every second (edgevisor-metrics).
     _scraper: Option<Scraper>,
+    /// Where `/metrics` is served (edgevisor-metrics).
+    pub metrics: Option<SocketAddr>,
     _dir: WorkDir,
 }
 
@@ -107,6 +109,7 @@ pub async fn start(
     let topic = format!("{}/{GATEWAY}/telemetry/load", kind.prefix());
     let filter = format!("{}/{GATEWAY}/telemetry/#", kind.prefix());
     let mut scraper = None;
+    let mut scraper_addr = None;
     let (child, started) = match kind {
         Kind::Edgevisor | Kind::EdgevisorMetrics => {
             let sensor = ListenSensor {
@@ -126,6 +129,7 @@ pub async fn start(
                 edgevisor::start(&opts.edgevisor, &config, dir.path()).await?;
             notifier.wait_ready(Duration::from_secs(30)).await?;
             scraper = metrics.map(Scraper::start);
+            scraper_addr = metrics;
             (child, Some(notifier))
         }
         Kind::Floor => {
@@ -158,8 +162,20 @@ pub async fn start(
         filter,
         _notifier: started,
         _scraper: scraper,
+        metrics: scraper_addr,
         _dir: dir,
     }))
+}
+
+/// One GET of `/metrics`: the response's size, or `None` unless it was
+/// a 200.
+pub async fn scrape(addr: SocketAddr) -> Option<usize> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.ok()?;
+    let mut body = Vec::new();
+    stream.read_to_end(&mut body).await.ok()?;
+    (body.starts_with(b"HTTP/1.0 200") || body.starts_with(b"HTTP/1.1 200")).then_some(body.len())
 }
 
 /// GETs `/metrics` every second, as Prometheus would (more often), until

@@ -132,7 +132,7 @@ impl Iterator for Runs {
     }
 }
 
-fn per_cpu_name(prefix: &str) -> String {
+pub fn per_cpu_name(prefix: &str) -> String {
     format!("{prefix}.readings_per_cpu_s")
 }
 

@@ -155,12 +155,49 @@ async fn throughput(
         );
     }
     report.figure(&format!("{p}.broker_cpu_s"), broker_cpu, "s");
+    if let Some(addr) = fw.metrics {
+        scrape_cost(addr, pid, p, rate, report).await?;
+    }
     let status = fw.stop().await?;
     if !status.success() {
         note(&format!("{p}: the forwarder exited with {status}"));
     }
     drop(sent);
     broker.stop().await
+}
+
+/// Scrapes taken back to back to price one.
+const SCRAPES: u32 = 1000;
+
+/// What `/metrics` costs the gateway: its CPU over [`SCRAPES`] scrapes
+/// taken back to back after the run, per scrape, and that as a share of
+/// the gateway's CPU at `rate` (from the run's readings per CPU-second)
+/// when scraped every second and every 15 s (Prometheus's default).
+async fn scrape_cost(
+    addr: std::net::SocketAddr,
+    pid: u32,
+    p: &str,
+    rate: u64,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let before = proc_stats::cpu_seconds(pid)?;
+    let mut bytes = 0;
+    for _ in 0..SCRAPES {
+        bytes = crate::forwarder::scrape(addr)
+            .await
+            .context("a scrape of /metrics failed")?;
+    }
+    let per_scrape = (proc_stats::cpu_seconds(pid)? - before) / f64::from(SCRAPES);
+    report.figure(&format!("{p}.cpu_per_scrape_ms"), per_scrape * 1000.0, "ms");
+    report.figure(&format!("{p}.scrape_bytes"), bytes as f64, "bytes");
+    if let Some(per_cpu) = report.get(&crate::report::per_cpu_name(p)).filter(|v| *v > 0.0) {
+        let busy = rate as f64 / per_cpu; // CPU-seconds per second at `rate`
+        for (every, name) in [(1.0, "scrape_1s"), (15.0, "scrape_15s")] {
+            let share = per_scrape / every / busy * 100.0;
+            report.figure(&format!("{p}.metrics_cpu_share.{name}"), share, "%");
+        }
+    }
+    Ok(())
 }
 
 /// The figures every delivery run prints under `prefix`.
