@@ -172,7 +172,10 @@ pub async fn start(
 pub async fn scrape(addr: SocketAddr) -> Option<usize> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .await
+        .ok()?;
     let mut body = Vec::new();
     stream.read_to_end(&mut body).await.ok()?;
     (body.starts_with(b"HTTP/1.0 200") || body.starts_with(b"HTTP/1.1 200")).then_some(body.len())

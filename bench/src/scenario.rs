@@ -190,7 +190,10 @@ async fn scrape_cost(
     let per_scrape = (proc_stats::cpu_seconds(pid)? - before) / f64::from(SCRAPES);
     report.figure(&format!("{p}.cpu_per_scrape_ms"), per_scrape * 1000.0, "ms");
     report.figure(&format!("{p}.scrape_bytes"), bytes as f64, "bytes");
-    if let Some(per_cpu) = report.get(&crate::report::per_cpu_name(p)).filter(|v| *v > 0.0) {
+    if let Some(per_cpu) = report
+        .get(&crate::report::per_cpu_name(p))
+        .filter(|v| *v > 0.0)
+    {
         let busy = rate as f64 / per_cpu; // CPU-seconds per second at `rate`
         for (every, name) in [(1.0, "scrape_1s"), (15.0, "scrape_15s")] {
             let share = per_scrape / every / busy * 100.0;

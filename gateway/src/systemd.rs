@@ -188,17 +188,23 @@ async fn heartbeat(watched: Arc<Watched>, timeout: Duration) {
     }
 }
 
+/// The delay a debugging hook's environment variable `name` sets, if it
+/// is set and reads as a duration (a bad one is logged and ignored).
+pub fn hook_delay(name: &str) -> Option<Duration> {
+    let value = std::env::var_os(name)?;
+    match humantime::parse_duration(&value.to_string_lossy()) {
+        Ok(after) => Some(after),
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring {name}");
+            None
+        }
+    }
+}
+
 /// The debugging hook of the module doc.
 fn arm_hang_hook(root: &SupervisorHandle, background: &mut Background) {
-    let Some(value) = std::env::var_os(HANG_AFTER_ENV) else {
+    let Some(after) = hook_delay(HANG_AFTER_ENV) else {
         return;
-    };
-    let after = match humantime::parse_duration(&value.to_string_lossy()) {
-        Ok(after) => after,
-        Err(e) => {
-            tracing::warn!(error = %e, "ignoring {HANG_AFTER_ENV}");
-            return;
-        }
     };
     let root = root.clone();
     background.spawn_loop("debug hang hook", async move {

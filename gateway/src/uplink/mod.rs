@@ -326,15 +326,8 @@ fn spawn_own_thread(parts: Parts, stopped: watch::Receiver<bool>) -> JoinHandle<
 pub const HANG_UPLINK_AFTER_ENV: &str = "EDGEVISOR_TEST_HANG_UPLINK_AFTER";
 
 fn arm_hang_hook(runtime: &tokio::runtime::Runtime) {
-    let Some(value) = std::env::var_os(HANG_UPLINK_AFTER_ENV) else {
+    let Some(after) = crate::systemd::hook_delay(HANG_UPLINK_AFTER_ENV) else {
         return;
-    };
-    let after = match humantime::parse_duration(&value.to_string_lossy()) {
-        Ok(after) => after,
-        Err(e) => {
-            tracing::warn!(error = %e, "ignoring {HANG_UPLINK_AFTER_ENV}");
-            return;
-        }
     };
     runtime.spawn(async move {
         tokio::time::sleep(after).await;
