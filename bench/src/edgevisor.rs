@@ -1,7 +1,8 @@
 //! Running the real `edgevisor` binary: its config built with the `toml`
 //! crate (tcp-listen sensors on free ports, the outbox in a fresh directory
 //! on disk), checked with `edgevisor check`, started with `edgevisor run`
-//! under a `NOTIFY_SOCKET` of our own so its `READY=1` can be timed.
+//! under a `NOTIFY_SOCKET` of our own so its `READY=1` can be timed, and
+//! with the environment the packaged systemd unit sets.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -145,6 +146,7 @@ pub async fn start(binary: &Path, config: &Path, dir: &Path) -> anyhow::Result<(
         .args(["run", "--log-format", "text", "--config"])
         .arg(config)
         .env("NOTIFY_SOCKET", &socket_path)
+        .envs(unit_environment())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -169,6 +171,21 @@ pub async fn start(binary: &Path, config: &Path, dir: &Path) -> anyhow::Result<(
             notify_task,
         },
     ))
+}
+
+/// The `Environment=` settings of the packaged unit
+/// (`systemd/edgevisor.service`): the bench runs the binary as the unit
+/// does.
+fn unit_environment() -> Vec<(String, String)> {
+    const UNIT: &str = include_str!("../../systemd/edgevisor.service");
+    UNIT.lines()
+        .filter_map(|line| line.trim().strip_prefix("Environment="))
+        .flat_map(str::split_whitespace)
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            Some((key.to_string(), value.trim_matches('"').to_string()))
+        })
+        .collect()
 }
 
 /// The number of telemetry messages `edgevisor outbox stats` reports.
