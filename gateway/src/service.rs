@@ -102,11 +102,17 @@ impl Service {
             payload::to_vec(&status("online", boot, Some(&started_at))),
         );
         let discovery = Discovery::start(&config, uplink.clone());
+        let inherited = crate::systemd::InheritedSockets::from_env();
+        let unused = inherited.unused(&config.listen_addresses());
+        if !unused.is_empty() {
+            tracing::warn!(sockets = ?unused, "systemd passed sockets no tcp-listen sensor listens on; make edgevisor.socket's ListenStream= match the config");
+        }
         let gateway = Gateway::new(
             config.gateway.id.clone(),
             boot,
             topics.clone(),
             outbox.clone(),
+            inherited,
         );
         gateway.set_layout(Layout::of(&config));
         crate::clock::check();

@@ -20,6 +20,7 @@
 //! never set by the unit.
 
 mod liveness;
+mod sockets;
 mod status;
 
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use sd_notify::NotifyState;
 use tokio::time::Instant;
 
 pub use liveness::{probe_root, RootHealth, UplinkWatch};
+pub use sockets::InheritedSockets;
 pub use status::Summary;
 
 use crate::outbox::Outbox;

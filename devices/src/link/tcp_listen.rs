@@ -137,6 +137,25 @@ impl TcpAcceptor {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| LinkError::io(format!("listen {}", config.listen), e))?;
+        Self::with_listener(listener, config)
+    }
+
+    /// Takes a socket already bound and listening, such as one systemd
+    /// passed (socket activation): connections that arrived before it was
+    /// taken wait in its backlog and are accepted first.
+    pub fn from_std(
+        listener: std::net::TcpListener,
+        config: &TcpListenConfig,
+    ) -> Result<Self, LinkError> {
+        let context = || format!("listen {} (passed socket)", config.listen);
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| LinkError::io(context(), e))?;
+        let listener = TcpListener::from_std(listener).map_err(|e| LinkError::io(context(), e))?;
+        Self::with_listener(listener, config)
+    }
+
+    fn with_listener(listener: TcpListener, config: &TcpListenConfig) -> Result<Self, LinkError> {
         let local = listener
             .local_addr()
             .map_err(|e| LinkError::io(format!("listen {}", config.listen), e))?;

@@ -367,6 +367,16 @@ impl Config {
             .sum()
     }
 
+    /// The addresses the `tcp-listen` sensors listen on.
+    pub fn listen_addresses(&self) -> Vec<SocketAddr> {
+        self.sensors()
+            .filter_map(|s| match s.link {
+                LinkConfig::TcpListen { listen, .. } => Some(listen),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Every sensor, grouped or not, in tree order.
     pub fn sensors(&self) -> impl Iterator<Item = &Arc<SensorConfig>> {
         self.children.iter().flat_map(|child| match child {

@@ -134,8 +134,19 @@ pub fn summary(config: &Config) -> String {
 
 /// One line when Home Assistant discovery is on: how many entities it
 /// announces (a sensor without declared fields has none).
-/// The `[metrics]` and `[sparkplug]` lines, when those tables are there.
+/// The `[metrics]` and `[sparkplug]` lines, when those tables are there,
+/// and the socket unit's lines for the `tcp-listen` sensors.
 fn outputs(out: &mut String, config: &Config) {
+    let listens = config.listen_addresses();
+    if !listens.is_empty() {
+        let _ = writeln!(
+            out,
+            "edgevisor.socket (systemd socket activation) takes, for these tcp-listen sensors:"
+        );
+        for listen in listens {
+            let _ = writeln!(out, "  ListenStream={listen}");
+        }
+    }
     if let Some(metrics) = &config.metrics {
         let _ = writeln!(
             out,

@@ -13,6 +13,8 @@
 //! - Binding the port is part of the sensor's start: a port already taken
 //!   fails that start, and the sensor's own restart window applies (its
 //!   state goes to `restarting`, then `quarantined` if it keeps failing).
+//!   A socket systemd passed for the sensor's address (socket activation,
+//!   `crate::systemd::InheritedSockets`) is taken instead of binding.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -49,9 +51,15 @@ pub fn spec(sensor: &Arc<SensorConfig>, gateway: &Arc<Gateway>) -> ChildSpec {
 async fn listen(sensor: Arc<SensorConfig>, gateway: Arc<Gateway>) -> Result<ChildSource, Crash> {
     let config =
         links::listener(&sensor).ok_or_else(|| Crash::new("io", "not a tcp-listen sensor"))?;
-    let acceptor = TcpAcceptor::bind(&config)
-        .await
-        .map_err(|e| worker::crash(&e))?;
+    let acceptor = match gateway.inherited.listener(config.listen) {
+        Some(Ok(passed)) => TcpAcceptor::from_std(passed, &config),
+        Some(Err(e)) => {
+            let message = format!("listen {} (passed socket): {e}", config.listen);
+            return Err(Crash::new("io", message));
+        }
+        None => TcpAcceptor::bind(&config).await,
+    }
+    .map_err(|e| worker::crash(&e))?;
     tracing::info!(sensor = %sensor.id, listen = %acceptor.local_addr(), "listening");
     Ok(Box::pin(Connections {
         acceptor,

@@ -21,6 +21,7 @@ use edgevisor_runtime::{ChildSpec, RestartPolicy};
 
 use crate::config::{LinkConfig, Policy, SensorConfig};
 use crate::outbox::Outbox;
+use crate::systemd::InheritedSockets;
 use crate::topics::Topics;
 use crate::tree::Layout;
 
@@ -42,6 +43,8 @@ pub struct Gateway {
     /// Which tree paths are groups and buses, for reading paths; replaced
     /// by a reload before it starts new children.
     layout: RwLock<Arc<Layout>>,
+    /// Listening sockets systemd passed, for `tcp-listen` sensors.
+    pub inherited: InheritedSockets,
 }
 
 /// Per-sensor counts that outlive restarts on purpose: SPEC wants `seq`
@@ -59,7 +62,13 @@ pub struct Counters {
 
 impl Gateway {
     /// The gateway context for one boot.
-    pub fn new(id: String, boot: u64, topics: Topics, outbox: Outbox) -> Arc<Self> {
+    pub fn new(
+        id: String,
+        boot: u64,
+        topics: Topics,
+        outbox: Outbox,
+        inherited: InheritedSockets,
+    ) -> Arc<Self> {
         Arc::new(Self {
             id,
             boot,
@@ -68,6 +77,7 @@ impl Gateway {
             counters: Mutex::new(HashMap::new()),
             policies: Mutex::new(Vec::new()),
             layout: RwLock::default(),
+            inherited,
         })
     }
 

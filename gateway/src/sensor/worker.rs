@@ -53,7 +53,10 @@ pub async fn pump(
     loop {
         // Cancel-safe: `next_batch` waits only while `readings` is empty.
         let next = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
+            _ = &mut shutdown => {
+                drain(&mut link, &mut telemetry, &mut readings, gateway);
+                return Ok(());
+            }
             next = async {
                 gateway.outbox.room().await;
                 link.next_batch(&mut readings).await
@@ -66,6 +69,34 @@ pub async fn pump(
             }
             Err(error) => return Err(crash(&error)),
         }
+    }
+}
+
+/// Most batches a stopping child still takes from its link.
+const DRAIN_BATCHES: usize = 64;
+
+/// At a stop: takes in the readings the link already holds (the socket's
+/// receive buffer, bytes read but not yet framed) without waiting for
+/// more. A sensor that sent them before the stop loses nothing that
+/// reached the gateway; a restart under load (socket activation) then
+/// loses only what was still on the wire when the connection closed.
+fn drain(
+    link: &mut Link,
+    telemetry: &mut Telemetry,
+    readings: &mut Vec<Reading>,
+    gateway: &Gateway,
+) {
+    use futures_util::FutureExt;
+    for _ in 0..DRAIN_BATCHES {
+        match link.next_batch(readings).now_or_never() {
+            Some(Ok(())) => gateway.outbox.append(telemetry.messages(readings)),
+            // Nothing more now, or the link ended or met a corrupt frame:
+            // what came before it is taken, the rest is not waited for.
+            Some(Err(_)) | None => break,
+        }
+    }
+    if !readings.is_empty() {
+        gateway.outbox.append(telemetry.messages(readings));
     }
 }
 
