@@ -14,26 +14,18 @@ use std::time::Duration;
 
 use edgevisor::sparkplug::proto::{data_type, metric};
 use nix::sys::signal::Signal;
-use support::sparkplug::{
-    assert_ordered, count, env_data, historical, nbirths, reading, Host, Sensor,
-};
-use support::{Gateway, Mosquitto, TempDir};
+use support::sparkplug::{assert_ordered, count, env_data, historical, nbirths, reading, Rig};
+use support::Gateway;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn births_data_rebirth_and_deaths_with_bdseq_across_a_sigkill() {
-    let broker = Mosquitto::start().await.unwrap();
-    let host = Host::connect(broker.port()).await;
-    let (env, raw) = (Sensor::start().await, Sensor::start().await);
-    let dir = TempDir::new("sparkplug");
-    let cfg = support::sparkplug::config(
-        broker.port(),
-        &dir.0.join("state"),
-        env.addr,
-        raw.addr,
-        "",
-        "",
-    );
-    let gateway = Gateway::start_in(dir, &cfg).await;
+    let Rig {
+        broker: _broker,
+        host,
+        env,
+        raw,
+        gateway,
+    } = Rig::start("sparkplug", "", "").await;
 
     for i in 1..=3 {
         env.send(&reading(&format!("a{i}"), 20.0 + f64::from(i)))
@@ -120,6 +112,7 @@ async fn births_data_rebirth_and_deaths_with_bdseq_across_a_sigkill() {
     // SIGKILL: the broker sends the Will, NDEATH with the last NBIRTH's bdSeq.
     env.forget().await;
     raw.forget().await;
+    let cfg = std::fs::read_to_string(&gateway.config).unwrap();
     let dir = gateway.kill().await;
     host.wait("NDEATH after the SIGKILL", 10, |m| {
         count(m, "NDEATH", None) == 1
@@ -170,19 +163,13 @@ async fn births_data_rebirth_and_deaths_with_bdseq_across_a_sigkill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_taken_during_a_broker_outage_arrive_flagged_historical() {
-    let mut broker = Mosquitto::start().await.unwrap();
-    let host = Host::connect(broker.port()).await;
-    let (env, raw) = (Sensor::start().await, Sensor::start().await);
-    let dir = TempDir::new("sparkplug-history");
-    let cfg = support::sparkplug::config(
-        broker.port(),
-        &dir.0.join("state"),
-        env.addr,
-        raw.addr,
-        "",
-        "",
-    );
-    let gateway = Gateway::start_in(dir, &cfg).await;
+    let Rig {
+        mut broker,
+        host,
+        env,
+        raw: _raw,
+        gateway,
+    } = Rig::start("sparkplug-history", "", "").await;
     for i in 1..=3 {
         env.send(&reading(&format!("live{i}"), 1.0)).await;
     }

@@ -11,28 +11,19 @@ mod support;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use support::sparkplug::{
-    assert_ordered, config, count, env_data, historical, nbirths, reading, Host, Sensor,
-};
-use support::{Gateway, Mosquitto, TempDir, Upstream};
+use support::sparkplug::{assert_ordered, count, env_data, historical, nbirths, reading, Rig};
+use support::Upstream;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_primary_host_the_node_publishes_only_while_it_is_online() {
-    let broker = Mosquitto::start().await.unwrap();
-    let host = Host::connect(broker.port()).await;
+    let Rig {
+        broker,
+        host,
+        env,
+        raw: _raw,
+        mut gateway,
+    } = Rig::start("sparkplug-primary", "primary_host = \"scada\"", "").await;
     let plain = Upstream::connect(broker.port()).await;
-    let (env, raw) = (Sensor::start().await, Sensor::start().await);
-    let dir = TempDir::new("sparkplug-primary");
-    let state = dir.0.join("state");
-    let cfg = config(
-        broker.port(),
-        &state,
-        env.addr,
-        raw.addr,
-        "primary_host = \"scada\"",
-        "",
-    );
-    let mut gateway = Gateway::start_in(dir, &cfg).await;
 
     // No STATE yet: the reading goes out on the plain topic only.
     env.send(&reading("p1", 1.0)).await;
@@ -110,20 +101,13 @@ async fn with_a_primary_host_the_node_publishes_only_while_it_is_online() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quarantined_sensor_gets_its_ddeath() {
-    let broker = Mosquitto::start().await.unwrap();
-    let host = Host::connect(broker.port()).await;
-    let (env, raw) = (Sensor::start().await, Sensor::start().await);
-    let dir = TempDir::new("sparkplug-ddeath");
-    let state = dir.0.join("state");
-    let cfg = config(
-        broker.port(),
-        &state,
-        env.addr,
-        raw.addr,
-        "",
-        "intensity = 1\nperiod = \"60s\"",
-    );
-    let gateway = Gateway::start_in(dir, &cfg).await;
+    let Rig {
+        broker: _broker,
+        host,
+        env,
+        raw: _raw,
+        gateway,
+    } = Rig::start("sparkplug-ddeath", "", "intensity = 1\nperiod = \"60s\"").await;
     env.send(&reading("q1", 1.0)).await;
     host.wait("DDATA q1", 20, |m| env_data(m, "q1").is_some())
         .await;

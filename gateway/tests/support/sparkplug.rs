@@ -305,6 +305,43 @@ pub fn assert_ordered(msgs: &[SpMsg]) {
     }
 }
 
+/// What every Sparkplug test starts with: a broker, a host on it, the two
+/// sensors and a gateway running [`config`] with the extra keys given.
+pub struct Rig {
+    pub broker: super::Mosquitto,
+    pub host: Host,
+    pub env: Sensor,
+    pub raw: Sensor,
+    pub gateway: super::Gateway,
+}
+
+impl Rig {
+    /// Starts it all; `tag` names the temporary folder.
+    pub async fn start(tag: &str, sparkplug: &str, env_extra: &str) -> Self {
+        let broker = super::Mosquitto::start().await.unwrap();
+        let host = Host::connect(broker.port()).await;
+        let (env, raw) = (Sensor::start().await, Sensor::start().await);
+        let dir = super::TempDir::new(tag);
+        let state = dir.0.join("state");
+        let cfg = config(
+            broker.port(),
+            &state,
+            env.addr,
+            raw.addr,
+            sparkplug,
+            env_extra,
+        );
+        let gateway = super::Gateway::start_in(dir, &cfg).await;
+        Self {
+            broker,
+            host,
+            env,
+            raw,
+            gateway,
+        }
+    }
+}
+
 /// A config for gateway `gw` under group `plant` (`sparkplug` holds extra
 /// `[sparkplug]` keys): sensor `env` (json, declared fields; `env_extra`
 /// adds keys) and `raw` (lines, no fields).
