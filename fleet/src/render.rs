@@ -42,7 +42,9 @@ pub fn render(snap: &FleetSnapshot, style: Style) -> String {
     quarantined(&mut out, snap, style);
     rates(&mut out, snap, style);
     latest(&mut out, snap, style);
-    out.lines().map(|line| cut(line, WIDTH) + "\n").collect()
+    out.lines()
+        .map(|line| cut(line.trim_end(), WIDTH) + "\n")
+        .collect()
 }
 
 fn paint(style: Style, code: &str, text: &str) -> String {
@@ -165,17 +167,22 @@ fn rates(out: &mut String, snap: &FleetSnapshot, style: Style) {
     let mut by_reason: Vec<(&str, u64)> = reasons.into_iter().collect();
     by_reason.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
     if by_sensor.is_empty() {
-        let _ = writeln!(out, "\nno crash in the last hour");
+        let _ = writeln!(
+            out,
+            "\nno crash in the last hour{}",
+            watching(snap.watching_s)
+        );
         return;
     }
     let _ = writeln!(
         out,
-        "\n{}",
+        "\n{}{}",
         paint(
             style,
             "1",
-            "CRASHES IN THE LAST HOUR, BY SENSOR      BY REASON (ALL GATEWAYS)"
-        )
+            "CRASHES/HOUR BY SENSOR                  BY REASON, ALL GATEWAYS"
+        ),
+        watching(snap.watching_s)
     );
     let rows = by_sensor.len().max(by_reason.len()).min(style.rate_rows);
     for i in 0..rows {
@@ -216,6 +223,16 @@ fn latest(out: &mut String, snap: &FleetSnapshot, style: Style) {
         if !report.evidence_hex.is_empty() {
             let _ = writeln!(out, "  evidence {}", evidence(&report.evidence_hex, 24));
         }
+    }
+}
+
+/// Crash reports are not retained: a view that started less than an hour
+/// ago counts only what it saw, and says so.
+fn watching(secs: u64) -> String {
+    if secs < 3600 {
+        format!(" (seen in {})", uptime(secs))
+    } else {
+        String::new()
     }
 }
 

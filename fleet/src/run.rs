@@ -99,6 +99,7 @@ async fn consume(mut rx: mpsc::Receiver<Feed>, state: Shared) {
             Feed::Connected => {
                 state.link.connected = true;
                 state.link.last_error = None;
+                state.link.since_ms.get_or_insert_with(now_ms);
             }
             Feed::Disconnected(why) => {
                 state.link.connected = false;

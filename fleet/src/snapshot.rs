@@ -23,6 +23,9 @@ pub struct Link {
     /// Filters the broker refused on the shared group and that are read
     /// plainly instead.
     pub share_refused: Vec<String>,
+    /// When the view first connected (ms since the epoch): crash reports
+    /// are not retained, so rates count only what arrived since.
+    pub since_ms: Option<u64>,
 }
 
 /// The whole fleet at one instant.
@@ -34,6 +37,9 @@ pub struct FleetSnapshot {
     pub prefix: String,
     /// The broker link.
     pub link: Link,
+    /// Seconds the view has been receiving events (at most an hour
+    /// matters): what the crash counts cover.
+    pub watching_s: u64,
     /// Every gateway, by id.
     pub gateways: Vec<GatewaySnapshot>,
 }
@@ -72,6 +78,8 @@ pub struct GatewaySnapshot {
     pub by_reason: Vec<Count>,
     /// Crashes per minute over the last hour, oldest first.
     pub per_minute: Vec<u64>,
+    /// Crashes per 10 seconds over the last 10 minutes, oldest first.
+    pub per_10s: Vec<u64>,
     /// Dead letters in the last hour.
     pub dead_letters_hour: u64,
     /// The latest crash reports, newest first.
@@ -107,6 +115,7 @@ pub fn snapshot(fleet: &Fleet, link: &Link, now_ms: u64) -> FleetSnapshot {
         at: rfc3339(now_ms),
         prefix: fleet.prefix().to_string(),
         link: link.clone(),
+        watching_s: link.since_ms.map_or(0, |t| now_ms.saturating_sub(t) / 1000),
         gateways: fleet
             .gateways()
             .iter()
@@ -159,6 +168,7 @@ fn gateway(id: &str, gw: &Gateway, now_ms: u64) -> GatewaySnapshot {
         by_sensor: counts(gw.crashes.by_sensor(now_ms)),
         by_reason: counts(gw.crashes.by_reason(now_ms)),
         per_minute: per_minute.to_vec(),
+        per_10s: gw.crashes.series(now_ms, 10_000, 60),
         dead_letters_hour: gw.dead_letters.total(now_ms),
         latest: gw.latest.iter().rev().cloned().collect(),
         tree: gw.tree.clone(),

@@ -101,13 +101,21 @@ impl CrashWindow {
     /// minute ending at `now_ms`.
     pub fn per_minute(&self, now_ms: u64) -> [u64; MINUTES] {
         let mut buckets = [0; MINUTES];
+        buckets.copy_from_slice(&self.series(now_ms, 60_000, MINUTES));
+        buckets
+    }
+
+    /// Crashes per `bucket_ms`, `buckets` of them, oldest first; the last
+    /// bucket ends at `now_ms`. Buckets reaching past the hour stay empty.
+    pub fn series(&self, now_ms: u64, bucket_ms: u64, buckets: usize) -> Vec<u64> {
+        let mut out = vec![0; buckets];
         for e in self.in_hour(now_ms) {
-            let ago = (now_ms.saturating_sub(e.at_ms) / 60_000) as usize;
-            if ago < MINUTES {
-                buckets[MINUTES - 1 - ago] += 1;
+            let ago = (now_ms.saturating_sub(e.at_ms) / bucket_ms.max(1)) as usize;
+            if ago < buckets {
+                out[buckets - 1 - ago] += 1;
             }
         }
-        buckets
+        out
     }
 
     /// Whether the counts are a floor because [`MAX_EVENTS`] was reached.
@@ -189,6 +197,8 @@ mod tests {
         assert_eq!(series[MINUTES - 2], 1);
         assert_eq!(series[0], 1);
         assert_eq!(series.iter().sum::<u64>(), 4);
+        let tens = w.series(T0, 10_000, 60);
+        assert_eq!((tens[59], tens[54], tens[53]), (1, 1, 1), "{tens:?}");
     }
 
     #[test]
