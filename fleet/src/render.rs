@@ -213,16 +213,17 @@ fn latest(out: &mut String, snap: &FleetSnapshot, style: Style) {
     for report in all.into_iter().take(style.crashes) {
         let _ = writeln!(
             out,
-            "{} {} {} -> {}  {}",
+            "{} {} {} -> {}",
             report.ts.get(11..23).unwrap_or(&report.ts),
             paint(style, "1", &format!("{}/{}", report.gateway, report.sensor)),
             paint(style, "31", &report.reason),
             report.action,
-            report.error
         );
+        let mut detail = format!("  {}", fit(&report.error, 36));
         if !report.evidence_hex.is_empty() {
-            let _ = writeln!(out, "  evidence {}", evidence(&report.evidence_hex, 24));
+            detail += &format!("  {}", evidence(&report.evidence_hex, 8));
         }
+        let _ = writeln!(out, "{detail}");
     }
 }
 

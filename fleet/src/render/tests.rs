@@ -112,7 +112,7 @@ fn the_table_shows_each_gateway_quarantine_rates_and_evidence() {
     assert!(top.contains(" 2") && top.contains("corrupt_frame"), "{top}");
     assert!(text.contains("start_failed"));
     assert!(
-        text.contains("evidence 2447504747412c31323334ff  \"$GPGGA,1234.\""),
+        text.contains("  nmea checksum mismatch: want 4A got~  2447504747412c31...  \"$GPGGA,1\""),
         "{text}"
     );
     assert!(text.lines().all(|l| l.chars().count() <= WIDTH), "{text}");
