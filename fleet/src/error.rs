@@ -25,6 +25,9 @@ pub enum FleetError {
         /// Why.
         source: std::io::Error,
     },
+    /// SIGTERM cannot be watched (no signal support).
+    #[error("cannot watch for SIGTERM: {0}")]
+    Signal(std::io::Error),
     /// Writing the table failed (a closed terminal).
     #[error("cannot write to stdout: {0}")]
     Output(std::io::Error),

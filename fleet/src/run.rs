@@ -137,7 +137,7 @@ async fn table(args: &FleetArgs, state: &Shared) -> Result<(), FleetError> {
         crashes: args.crashes,
         ..Style::default()
     };
-    let mut term = signal(SignalKind::terminate()).map_err(FleetError::Output)?;
+    let mut term = signal(SignalKind::terminate()).map_err(FleetError::Signal)?;
     let stop = tokio::signal::ctrl_c();
     tokio::pin!(stop);
     let mut ticker = tokio::time::interval(args.interval);
@@ -149,7 +149,14 @@ async fn table(args: &FleetArgs, state: &Shared) -> Result<(), FleetError> {
         tokio::select! {
             _ = ticker.tick() => {
                 let text = render::render(&take(state), style);
-                write(&if tty { in_place(&text) } else { text + "\n" })?;
+                let frame = if tty {
+                    // The last row stays free so the cursor never scrolls.
+                    let rows = crossterm::terminal::size().map_or(24, |(_, rows)| rows);
+                    in_place(&fit_rows(&text, usize::from(rows).saturating_sub(1)))
+                } else {
+                    text + "\n"
+                };
+                write(&frame)?;
             }
             _ = &mut stop => break,
             _ = term.recv() => break,
@@ -170,6 +177,26 @@ fn in_place(text: &str) -> String {
     out
 }
 
+/// `text` cut to `rows` lines, the last one saying how many were left
+/// out: a frame taller than the terminal would scroll, and the next one
+/// would be drawn over the wrong lines.
+fn fit_rows(text: &str, rows: usize) -> String {
+    let total = text.lines().count();
+    if total <= rows || rows < 2 {
+        return text.to_string();
+    }
+    let mut out: String = text
+        .lines()
+        .take(rows - 1)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    out.push_str(&format!(
+        "... {} more lines: a taller terminal, or --once, shows them\n",
+        total - (rows - 1)
+    ));
+    out
+}
+
 fn write(text: &str) -> Result<(), FleetError> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
@@ -184,5 +211,14 @@ mod tests {
     #[test]
     fn a_frame_drawn_in_place_clears_what_the_last_one_left() {
         assert_eq!(in_place("a\nb\n"), "\x1b[Ha\x1b[K\nb\x1b[K\n\x1b[J");
+    }
+
+    #[test]
+    fn a_frame_taller_than_the_terminal_is_cut_and_says_so() {
+        assert_eq!(fit_rows("a\nb\n", 2), "a\nb\n");
+        assert_eq!(
+            fit_rows("a\nb\nc\nd\n", 3),
+            "a\nb\n... 2 more lines: a taller terminal, or --once, shows them\n"
+        );
     }
 }
