@@ -75,9 +75,14 @@ fn header(out: &mut String, snap: &FleetSnapshot, style: Style) {
         Some(group) => format!("  $share/{group} refused: events read plainly"),
         None => String::new(),
     };
+    let page = snap
+        .link
+        .page
+        .as_deref()
+        .map_or(String::new(), |url| format!("  page {url}"));
     let _ = writeln!(
         out,
-        "{link}  {} gateways, {} online{share}\n",
+        "{link}  {} gateways, {} online{page}{share}\n",
         snap.gateways.len(),
         snap.online()
     );

@@ -66,6 +66,12 @@ pub async fn run(args: FleetArgs) -> Result<(), FleetError> {
                 .map_err(|source| FleetError::Bind { addr, source })?;
             let addr = listener.local_addr().unwrap_or(addr);
             eprintln!("edgevisor fleet: the web page is at http://{addr}/");
+            // Also on the table: the redraw clears what stderr said.
+            state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .link
+                .page = Some(format!("http://{addr}/"));
             let source = state.clone();
             Some(tokio::spawn(http::serve(
                 listener,

@@ -23,6 +23,8 @@ pub struct Link {
     /// Filters the broker refused on the shared group and that are read
     /// plainly instead.
     pub share_refused: Vec<String>,
+    /// The web page's address, when it is served.
+    pub page: Option<String>,
     /// When the view first connected (ms since the epoch): crash reports
     /// are not retained, so rates count only what arrived since.
     pub since_ms: Option<u64>,

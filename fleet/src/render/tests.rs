@@ -64,6 +64,7 @@ fn fleet() -> FleetSnapshot {
     let link = Link {
         broker: "mqtt://127.0.0.1:1883".into(),
         connected: true,
+        page: Some("http://127.0.0.1:8080/".into()),
         ..Link::default()
     };
     snapshot(&fleet, &link, NOW)
@@ -80,7 +81,7 @@ fn the_table_shows_each_gateway_quarantine_rates_and_evidence() {
             .to_string()
     };
     assert!(line("edgevisor fleet").contains("mqtt://127.0.0.1:1883"));
-    assert!(line("broker connected").contains("2 gateways, 1 online"));
+    assert!(line("broker connected").contains("2 gateways, 1 online  page http://127.0.0.1:8080/"));
     let barn: Vec<String> = line("barn-pi-01")
         .split_whitespace()
         .map(String::from)
