@@ -119,13 +119,14 @@ impl Fleet {
             }
         }
         gateway.last_seen_ms = now_ms;
-        gateway.crashes.prune(now_ms);
-        gateway.dead_letters.prune(now_ms);
+        // No pruning here: a burst of replayed reports would make each
+        // message walk the whole window. Counts read the hour anyway, the
+        // window is bounded, and the faces prune once per snapshot.
         Ok(true)
     }
 
-    /// Forgets crashes that left the hour ending at `now_ms`, for a view
-    /// that is drawn while nothing arrives.
+    /// Forgets crashes that left the hour ending at `now_ms`; called once
+    /// per snapshot.
     pub fn prune(&mut self, now_ms: u64) {
         for gateway in self.gateways.values_mut() {
             gateway.crashes.prune(now_ms);
