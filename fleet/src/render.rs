@@ -82,10 +82,18 @@ fn header(out: &mut String, snap: &FleetSnapshot, style: Style) {
         .map_or(String::new(), |url| format!("  page {url}"));
     let _ = writeln!(
         out,
-        "{link}  {} gateways, {} online{page}{share}\n",
+        "{link}  {} gateways, {} online{page}{share}",
         snap.gateways.len(),
         snap.online()
     );
+    if let Some(last) = &snap.link.last_unreadable {
+        let note = format!(
+            "{} unreadable message(s), last {last}",
+            snap.link.unreadable
+        );
+        let _ = writeln!(out, "{}", paint(style, "33", &note));
+    }
+    out.push('\n');
 }
 
 fn gateways(out: &mut String, snap: &FleetSnapshot, style: Style) {

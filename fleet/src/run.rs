@@ -100,6 +100,8 @@ async fn consume(mut rx: mpsc::Receiver<Feed>, state: Shared) {
             Feed::Message { topic, payload } => {
                 if let Err(error) = state.fleet.apply(&topic, &payload, now_ms()) {
                     tracing::warn!(%topic, %error, "fleet: ignoring a message");
+                    state.link.unreadable += 1;
+                    state.link.last_unreadable = Some(format!("{topic}: {error}"));
                 }
             }
             Feed::Connected => {

@@ -23,6 +23,11 @@ pub struct Link {
     /// Filters the broker refused on the shared group and that are read
     /// plainly instead.
     pub share_refused: Vec<String>,
+    /// Messages on the view's topics whose payload could not be read
+    /// (logged at warn, which only shows with a log subscriber).
+    pub unreadable: u64,
+    /// The last of them: topic and why.
+    pub last_unreadable: Option<String>,
     /// The web page's address, when it is served.
     pub page: Option<String>,
     /// When the view first connected (ms since the epoch): crash reports
