@@ -71,6 +71,10 @@ pub enum Command {
     /// frozen, slow, partitioned; wrong password; unplugged ports; corrupt
     /// frames; gateway killed), one line per case (exit 0 when all pass).
     Matrix(Box<edgevisor_harness::matrix::MatrixArgs>),
+    /// Every gateway on a broker: online or not, quarantined sensors, crash
+    /// rates over the last hour and the latest crashes, on a live terminal
+    /// table and (with --http) a local web page with each supervision tree.
+    Fleet(Box<edgevisor_fleet::FleetArgs>),
     /// Show the running service: its tree, upstream link, outbox and last
     /// crashes, read from its status socket (no broker needed). Exit 0, or 1
     /// when no service answers.

@@ -1,7 +1,7 @@
 //! The `edgevisor` binary: parses the command line and hands over to the
 //! library. Exit codes follow SPEC section 6: 0 clean stop or valid config,
 //! 2 bad config, 3 root supervisor gave up; `status` exits 1 when no service
-//! answers.
+//! answers; `fleet` exits 1 when it cannot start or `--once` found no broker.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -63,6 +63,7 @@ fn main() -> ExitCode {
         },
         Command::Swarm(args) => swarm(*args),
         Command::Matrix(args) => matrix(*args),
+        Command::Fleet(args) => fleet(*args),
         Command::Demo(args) => demo(*args),
         Command::Outbox { action } => outbox(action),
         Command::Status(args) => status(args),
@@ -147,6 +148,19 @@ fn matrix(args: edgevisor_harness::matrix::MatrixArgs) -> ExitCode {
         Ok(Err(e)) => {
             let _ = writeln!(std::io::stderr(), "edgevisor matrix: {e:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `edgevisor fleet`: 0 after Ctrl-C, SIGTERM or `--once`; 1 when it
+/// cannot start (bad URL, port taken) or `--once` never reached the broker.
+fn fleet(args: edgevisor_fleet::FleetArgs) -> ExitCode {
+    match block_on(edgevisor_fleet::run(args)) {
+        Err(code) => code,
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            let _ = writeln!(std::io::stderr(), "edgevisor fleet: {e}");
+            ExitCode::from(1)
         }
     }
 }

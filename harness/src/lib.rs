@@ -10,6 +10,7 @@
 //! library (which depends on it for the two subcommands' arguments).
 
 pub mod demo;
+pub mod gateways;
 pub mod matrix;
 pub mod sim;
 pub mod swarm;
