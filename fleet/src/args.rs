@@ -11,9 +11,21 @@ use clap::Args;
 #[derive(Debug, Clone, Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct FleetArgs {
-    /// The broker the gateways publish to (mqtt://HOST[:PORT]; plain TCP).
+    /// The broker the gateways publish to: mqtt://HOST[:PORT] (plain TCP,
+    /// port 1883) or mqtts://HOST[:PORT] (TLS, port 8883).
     #[arg(long, value_name = "URL", default_value = "mqtt://127.0.0.1:1883")]
     pub broker: String,
+    /// Log in to the broker with this user name.
+    #[arg(long, value_name = "NAME")]
+    pub username: Option<String>,
+    /// The password, read from this file (trailing newline dropped); used
+    /// with --username.
+    #[arg(long, value_name = "PATH", requires = "username")]
+    pub password_file: Option<std::path::PathBuf>,
+    /// Extra CA certificates (PEM) for an mqtts:// broker, beside the
+    /// system's.
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// The gateways' [upstream] topic_prefix.
     #[arg(long, default_value = "edgevisor")]
     pub prefix: String,

@@ -4,12 +4,23 @@
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
     /// `--broker` is not a URL the view can use.
-    #[error("bad --broker {url:?}: {why} (expected mqtt://HOST[:PORT])")]
+    #[error("bad --broker {url:?}: {why} (expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT])")]
     BrokerUrl {
         /// What was given.
         url: String,
         /// What is wrong with it.
         why: &'static str,
+    },
+    /// TLS cannot be set up for an `mqtts://` broker.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// `--password-file` cannot be read.
+    #[error("cannot read --password-file {path}: {source}")]
+    Password {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
     },
     /// A payload that is not what SPEC section 5 says.
     #[error("unreadable payload: {0}")]

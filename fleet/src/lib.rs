@@ -20,6 +20,7 @@ pub mod mqtt;
 pub mod render;
 mod run;
 pub mod snapshot;
+mod tls;
 pub mod topic;
 pub mod window;
 

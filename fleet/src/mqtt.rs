@@ -64,25 +64,46 @@ pub struct Options {
     pub share: Option<String>,
     /// The MQTT client id.
     pub client_id: String,
+    /// User name and password, if the broker wants a login.
+    pub login: Option<(String, String)>,
+    /// Extra CA certificates for `mqtts://`.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
-/// `mqtt://HOST[:PORT]` (or `tcp://`, or a bare `HOST[:PORT]`) as host
-/// and port, 1883 by default.
-pub fn parse_broker(url: &str) -> Result<(String, u16), FleetError> {
+/// Where the broker is, as `--broker` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broker {
+    /// Host name or address.
+    pub host: String,
+    /// Port: 1883, or 8883 with TLS, unless given.
+    pub port: u16,
+    /// `mqtts://`.
+    pub tls: bool,
+}
+
+/// `mqtt://HOST[:PORT]` (or `tcp://`, or a bare `HOST[:PORT]`), port 1883
+/// by default; `mqtts://` (or `ssl://`) with TLS, port 8883 by default.
+pub fn parse_broker(url: &str) -> Result<Broker, FleetError> {
     let bad = |why| FleetError::BrokerUrl {
         url: url.to_string(),
         why,
     };
-    let rest = if let Some(rest) = url
+    let (rest, tls) = if let Some(rest) = url
         .strip_prefix("mqtt://")
         .or_else(|| url.strip_prefix("tcp://"))
     {
-        rest
+        (rest, false)
+    } else if let Some(rest) = url
+        .strip_prefix("mqtts://")
+        .or_else(|| url.strip_prefix("ssl://"))
+    {
+        (rest, true)
     } else if url.contains("://") {
-        return Err(bad("only mqtt:// (plain TCP) is supported"));
+        return Err(bad("only mqtt:// and mqtts:// are supported"));
     } else {
-        url
+        (url, false)
     };
+    let default = if tls { 8883 } else { 1883 };
     let rest = rest.trim_end_matches('/');
     let port = |p: &str| {
         p.parse::<u16>()
@@ -90,20 +111,24 @@ pub fn parse_broker(url: &str) -> Result<(String, u16), FleetError> {
     };
     let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
         match v6.split_once(']') {
-            Some((host, "")) => (host, 1883),
+            Some((host, "")) => (host, default),
             Some((host, tail)) => (host, port(tail.strip_prefix(':').unwrap_or(tail))?),
             None => return Err(bad("unclosed [")),
         }
     } else {
         match rest.rsplit_once(':') {
             Some((host, p)) => (host, port(p)?),
-            None => (rest, 1883),
+            None => (rest, default),
         }
     };
     if host.is_empty() || host.contains('/') {
         return Err(bad("no host"));
     }
-    Ok((host.to_string(), port))
+    Ok(Broker {
+        host: host.to_string(),
+        port,
+        tls,
+    })
 }
 
 /// Which subscription request a SUBACK answers.
@@ -144,8 +169,17 @@ pub fn spawn(
     options: Options,
     feed: mpsc::Sender<Feed>,
 ) -> Result<tokio::task::JoinHandle<()>, FleetError> {
-    let (host, port) = parse_broker(&options.broker)?;
-    let mut mqtt = MqttOptions::new(options.client_id.clone(), host, port);
+    let broker = parse_broker(&options.broker)?;
+    let mut mqtt = MqttOptions::new(options.client_id.clone(), broker.host, broker.port);
+    if broker.tls {
+        let config = crate::tls::client_config(options.ca_file.as_deref())?;
+        mqtt.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(config),
+        ));
+    }
+    if let Some((user, password)) = &options.login {
+        mqtt.set_credentials(user.clone(), password.clone());
+    }
     mqtt.set_keep_alive(Duration::from_secs(10));
     mqtt.set_clean_session(true);
     mqtt.set_max_packet_size(MAX_PACKET, 64 << 10);
@@ -257,21 +291,21 @@ mod tests {
 
     #[test]
     fn broker_urls() {
+        let at = |url: &str| {
+            let b = parse_broker(url).unwrap();
+            (b.host, b.port, b.tls)
+        };
         assert_eq!(
-            parse_broker("mqtt://127.0.0.1:1884").unwrap(),
-            ("127.0.0.1".into(), 1884)
+            at("mqtt://127.0.0.1:1884"),
+            ("127.0.0.1".into(), 1884, false)
         );
-        assert_eq!(
-            parse_broker("mqtt://broker.lan").unwrap(),
-            ("broker.lan".into(), 1883)
-        );
-        assert_eq!(parse_broker("tcp://h:1/").unwrap(), ("h".into(), 1));
-        assert_eq!(parse_broker("h:2").unwrap(), ("h".into(), 2));
-        assert_eq!(
-            parse_broker("mqtt://[::1]:1885").unwrap(),
-            ("::1".into(), 1885)
-        );
-        for bad in ["mqtts://h", "mqtt://", "mqtt://h:port", "ws://h:1"] {
+        assert_eq!(at("mqtt://broker.lan"), ("broker.lan".into(), 1883, false));
+        assert_eq!(at("tcp://h:1/"), ("h".into(), 1, false));
+        assert_eq!(at("h:2"), ("h".into(), 2, false));
+        assert_eq!(at("mqtt://[::1]:1885"), ("::1".into(), 1885, false));
+        assert_eq!(at("mqtts://broker.lan"), ("broker.lan".into(), 8883, true));
+        assert_eq!(at("ssl://h:8884"), ("h".into(), 8884, true));
+        for bad in ["mqtt://", "mqtt://h:port", "ws://h:1", "mqtts://"] {
             assert!(parse_broker(bad).is_err(), "{bad}");
         }
     }

@@ -51,11 +51,17 @@ pub async fn run(args: FleetArgs) -> Result<(), FleetError> {
         .client_id
         .clone()
         .unwrap_or_else(|| format!("edgevisor-fleet-{:08x}", fastrand::u32(..)));
+    let login = match &args.username {
+        Some(user) => Some((user.clone(), password(args.password_file.as_deref())?)),
+        None => None,
+    };
     let options = mqtt::Options {
         broker: args.broker.clone(),
         prefix: args.prefix.clone(),
         share: args.share.clone(),
         client_id,
+        login,
+        ca_file: args.ca_file.clone(),
     };
     let client = mqtt::spawn(options, tx)?;
     let consumer = tokio::spawn(consume(rx, state.clone()));
@@ -116,6 +122,18 @@ async fn consume(mut rx: mpsc::Receiver<Feed>, state: Shared) {
             Feed::ShareRefused(filters) => state.link.share_refused = filters,
         }
     }
+}
+
+/// The password in `path` (trailing newline dropped), or empty without one.
+fn password(path: Option<&std::path::Path>) -> Result<String, FleetError> {
+    let Some(path) = path else {
+        return Ok(String::new());
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| FleetError::Password {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_string())
 }
 
 async fn once(args: &FleetArgs, state: &Shared) -> Result<(), FleetError> {

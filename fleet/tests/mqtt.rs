@@ -59,6 +59,8 @@ fn start(port: u16, share: Option<&str>) -> (mpsc::Receiver<Feed>, tokio::task::
             prefix: "edgevisor".into(),
             share: share.map(String::from),
             client_id: format!("fleet-test-{}", fastrand::u32(..)),
+            login: None,
+            ca_file: None,
         },
         tx,
     )

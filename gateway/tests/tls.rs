@@ -156,3 +156,80 @@ async fn a_broker_that_requires_a_client_certificate_gets_the_configured_one() {
     assert!(log.contains("cannot connect upstream"), "{log}");
     let _ = broker.kill().await;
 }
+
+/// `edgevisor fleet` against a broker that wants TLS and a login, as a
+/// fleet's broker usually does: `mqtts://`, `--ca-file`, `--username`,
+/// `--password-file`. Without the CA it never connects, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_view_reads_a_tls_broker_that_wants_a_login() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("tls-fleet");
+    let (Some(broker_bin), true) = (mosquitto(), make_certificates(&dir.0)) else {
+        eprintln!("SKIPPED: needs the mosquitto and openssl commands");
+        return;
+    };
+    let users = dir.0.join("mosquitto-users");
+    let made = std::process::Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(&users)
+        .args(["viewer", "s3cret"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let login = format!("allow_anonymous false\npassword_file {}\n", users.display());
+    let (_broker, _plain, tls) = tls_broker(broker_bin, &dir.0, &login).await;
+    let secret = dir.0.join("secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let sim = TcpSensorServer::start(SimConfig::new(CodecKind::Lines, 5.0))
+        .await
+        .unwrap();
+    let keys = format!(
+        "ca_file = \"{}\"\nusername = \"viewer\"\npassword_file = \"{}\"\n",
+        dir.0.join("ca.crt").display(),
+        secret.display()
+    );
+    let config = tls_gateway_config(&dir.0, "barn-tls", tls, &keys, sim.addr());
+    let gateway = Gateway::start_in(TempDir::new("tls-fleet-gw"), &config).await;
+
+    let fleet = |with_ca: bool| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_edgevisor"));
+        command
+            .args(["fleet", "--once", "--settle", "3s", "--broker"])
+            .arg(format!("mqtts://localhost:{tls}"))
+            .args(["--username", "viewer", "--password-file"])
+            .arg(&secret);
+        if with_ca {
+            command.arg("--ca-file").arg(dir.0.join("ca.crt"));
+        }
+        command.output()
+    };
+    let mut seen = String::new();
+    for _ in 0..5 {
+        let out = fleet(true).await.unwrap();
+        seen = String::from_utf8_lossy(&out.stdout).into_owned();
+        if seen
+            .lines()
+            .any(|l| l.starts_with("barn-tls") && l.contains("online"))
+        {
+            break;
+        }
+    }
+    assert!(
+        seen.lines()
+            .any(|l| l.starts_with("barn-tls") && l.contains("online")),
+        "the view sees the gateway over TLS with a login:\n{seen}\nlog:\n{}",
+        gateway.log()
+    );
+    let refused = fleet(false).await.unwrap();
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "an unknown CA: no connection"
+    );
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("certificate") || said.contains("UnknownIssuer"),
+        "{said}"
+    );
+}
