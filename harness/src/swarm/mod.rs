@@ -79,6 +79,10 @@ pub struct SwarmArgs {
     /// Use this broker (`mqtt://host:port`) instead of starting a Mosquitto.
     #[arg(long)]
     pub broker: Option<String>,
+    /// The gateway's id: several swarms can then share one broker (a
+    /// scale run of many gateways, docs/scale.md).
+    #[arg(long, value_name = "ID", default_value = "swarm")]
+    pub gateway_id: String,
     /// Write the final report as one JSON object to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -145,12 +149,12 @@ async fn swarm(args: &SwarmArgs, dir: &Path, signals: &mut StopSignals) -> anyho
         Some(b) => b.clone(),
         None => std::env::current_exe().context("cannot find the edgevisor binary")?,
     };
-    let config_path = RunConfig::new("swarm", dir, upstream.port, &fleet.sensors)
+    let config_path = RunConfig::new(&args.gateway_id, dir, upstream.port, &fleet.sensors)
         .supervisor(supervisor())
         .write(&binary)
         .await?;
     let account = Arc::new(Mutex::new(Account::default()));
-    let observer = observe_into(upstream.port, account.clone()).await?;
+    let observer = observe_into(upstream.port, &args.gateway_id, account.clone()).await?;
     let mut gateway =
         process::GatewayProcess::start(&binary, &config_path, dir.join("gateway.log"))?;
 
@@ -234,12 +238,13 @@ pub(crate) fn supervisor() -> config::Table {
     ])
 }
 
-/// Books everything the gateway `swarm` publishes into `account`.
+/// Books everything gateway `gateway_id` publishes into `account`.
 async fn observe_into(
     port: u16,
+    gateway_id: &str,
     account: Arc<Mutex<Account>>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    observe(port, "swarm", move |kind, payload| {
+    observe(port, gateway_id, move |kind, payload| {
         account.lock().unwrap_or_else(PoisonError::into_inner).book(
             kind,
             payload,
