@@ -122,10 +122,10 @@ fn on_event(
     states: &mut HashMap<String, (&'static str, u32)>,
 ) {
     let layout = gateway.layout();
-    metrics.on_event(event, &layout);
     let Some(place) = crate::tree::sensor_place(&event.path, &layout) else {
         return;
     };
+    metrics.on_event(event, &place);
     let sensor = place.sensor;
     if let EventKind::Crashed {
         crash,

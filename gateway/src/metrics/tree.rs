@@ -14,7 +14,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::tree::{sensor_place, Layout};
+use crate::tree::SensorPlace;
 
 /// `{child}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -57,11 +57,10 @@ impl TreeMetrics {
         );
     }
 
-    /// Counts one event of the tree.
-    pub fn on_event(&self, event: &Event, layout: &Layout) {
-        let Some(place) = sensor_place(&event.path, layout) else {
-            return; // the root itself
-        };
+    /// Counts one event of the tree; `place` is where its path sits
+    /// among the sensors (`crate::tree::sensor_place`, which the caller
+    /// has read already).
+    pub fn on_event(&self, event: &Event, place: &SensorPlace<'_>) {
         let own = place.own_level || place.group;
         let child = if own {
             event.path.to_string()
@@ -96,12 +95,21 @@ impl TreeMetrics {
 
 /// The path of the sensor `sensor` that `path` lies below:
 /// `root/nodes/1.2.3.4:5` -> `root/nodes` (a Modbus unit's sensor name
-/// `bus/unit` spans two segments).
+/// `bus/unit` spans two segments). The name must match whole segments, so
+/// a group `nodes-a` is not taken for the sensor `nodes`.
 fn sensor_path(path: &str, sensor: &str) -> String {
-    match path.find(&format!("/{sensor}")) {
-        Some(at) => path[..at + 1 + sensor.len()].to_string(),
-        None => path.to_string(),
+    let bytes = path.as_bytes();
+    let mut from = 0;
+    while let Some(at) = path[from..].find(sensor).map(|i| i + from) {
+        let end = at + sensor.len();
+        let starts = at > 0 && bytes[at - 1] == b'/';
+        let ends = end == path.len() || bytes[end] == b'/';
+        if starts && ends {
+            return path[..end].to_string();
+        }
+        from = at + 1;
     }
+    path.to_string()
 }
 
 #[cfg(test)]
@@ -113,5 +121,9 @@ mod tests {
         assert_eq!(sensor_path("root/nodes/1.2.3.4:5", "nodes"), "root/nodes");
         assert_eq!(sensor_path("root/g/nodes/[::1]:7", "nodes"), "root/g/nodes");
         assert_eq!(sensor_path("root/m/u1/x", "m/u1"), "root/m/u1");
+        assert_eq!(
+            sensor_path("root/nodes-a/nodes/1.2.3.4:5", "nodes"),
+            "root/nodes-a/nodes"
+        );
     }
 }
