@@ -49,19 +49,17 @@ impl InheritedSockets {
         }
     }
 
-    /// A duplicate of the socket passed for `listen`, if any: the same
-    /// address, or the same port when both addresses are unspecified
-    /// (`ListenStream=5000` binds `[::]:5000`, which also takes IPv4).
+    /// A duplicate of the socket passed for `listen`, if any (see
+    /// [`serves`]): an exact match first.
     pub fn listener(&self, listen: SocketAddr) -> Option<std::io::Result<TcpListener>> {
         let listeners = self
             .listeners
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let matching = listeners.get(&listen).or_else(|| {
-            listeners.iter().find_map(|(addr, l)| {
-                let both_any = addr.ip().is_unspecified() && listen.ip().is_unspecified();
-                (both_any && addr.port() == listen.port()).then_some(l)
-            })
+            listeners
+                .iter()
+                .find_map(|(addr, l)| serves(*addr, listen).then_some(l))
         })?;
         Some(matching.try_clone())
     }
@@ -75,17 +73,21 @@ impl InheritedSockets {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         listeners
             .keys()
-            .filter(|addr| {
-                !listens.iter().any(|l| {
-                    *l == **addr
-                        || (l.port() == addr.port()
-                            && l.ip().is_unspecified()
-                            && addr.ip().is_unspecified())
-                })
-            })
+            .filter(|addr| !listens.iter().any(|l| serves(**addr, *l)))
             .copied()
             .collect()
     }
+}
+
+/// Whether a socket bound to `passed` serves a sensor listening on
+/// `listen`: the same address, or the same port when both addresses are
+/// unspecified (`ListenStream=5000` binds `[::]:5000`, which takes IPv4
+/// too).
+fn serves(passed: SocketAddr, listen: SocketAddr) -> bool {
+    passed == listen
+        || (passed.port() == listen.port()
+            && passed.ip().is_unspecified()
+            && listen.ip().is_unspecified())
 }
 
 #[cfg(test)]
