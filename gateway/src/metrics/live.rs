@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
 use crate::outbox::{Class, Outbox};
-use crate::sensor::Gateway;
+use crate::sensor::{Counters, Gateway};
 use crate::uplink::Uplink;
 
 /// The live parts a scrape reads.
@@ -48,46 +48,31 @@ impl Collector for Live {
 impl Live {
     fn encode_sensors(&self, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
         let sensors = self.gateway.all_counters();
-        let each = |encoder: &mut DescriptorEncoder<'_>,
-                    name: &str,
-                    help: &str,
-                    kind: MetricType,
-                    value: &dyn Fn(&crate::sensor::Counters) -> Option<f64>|
-         -> fmt::Result {
-            let mut family = encoder.encode_descriptor(name, help, None, kind)?;
-            for (sensor, counters) in &sensors {
-                let Some(v) = value(counters) else { continue };
-                let labels = [("sensor", sensor.as_str())];
-                let metric = family.encode_family(&labels)?;
-                match kind {
-                    MetricType::Counter => ConstCounter::new(v as u64).encode(metric)?,
-                    _ => ConstGauge::new(v).encode(metric)?,
-                }
-            }
-            Ok(())
-        };
-        each(
+        per_sensor(
             encoder,
+            &sensors,
             "sensor_readings",
             "Readings handed to the outbox (numbered with seq) since start.",
             MetricType::Counter,
-            &|c| Some(c.seq.load(Ordering::Relaxed) as f64),
+            |c| Some(ConstCounter::new(c.seq.load(Ordering::Relaxed))),
         )?;
-        each(
+        per_sensor(
             encoder,
+            &sensors,
             "sensor_dead_letters",
             "Corrupt frames skipped and sent as dead letters (on_corrupt = \"skip\").",
             MetricType::Counter,
-            &|c| Some(c.skipped.load(Ordering::Relaxed) as f64),
+            |c| Some(ConstCounter::new(c.skipped.load(Ordering::Relaxed))),
         )?;
-        each(
+        per_sensor(
             encoder,
+            &sensors,
             "sensor_last_reading_timestamp_seconds",
             "When the sensor's last reading was taken (Unix time).",
             MetricType::Gauge,
-            &|c| match c.last_reading_ms.load(Ordering::Relaxed) {
+            |c| match c.last_reading_ms.load(Ordering::Relaxed) {
                 0 => None,
-                ms => Some(ms as f64 / 1000.0),
+                ms => Some(ConstGauge::new(ms as f64 / 1000.0)),
             },
         )
     }
@@ -177,6 +162,27 @@ impl Live {
         )?;
         ConstCounter::new(self.uplink.acked()).encode(acked)
     }
+}
+
+/// One family with a `{sensor}` series per sensor that `value` gives a
+/// figure for.
+fn per_sensor<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder<'_>,
+    sensors: &[(String, Arc<Counters>)],
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    value: impl Fn(&Counters) -> Option<M>,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+    for (sensor, counters) in sensors {
+        let Some(metric) = value(counters) else {
+            continue;
+        };
+        let labels = [("sensor", sensor.as_str())];
+        metric.encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 /// `write_bytes` of `/proc/self/io`, 0 where it cannot be read.
