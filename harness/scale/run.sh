@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Scale run (issue 16, docs/scale.md): N gateway processes with M simulated
-# TCP sensors each, at R Hz, against one Mosquitto or a 3-node NATS cluster
-# (Debian's nats-server, MQTT on JetStream), every gateway an `edgevisor
-# swarm` of its own that counts what its gateway accepted and what arrived
-# upstream. Prints one `name value unit` line per figure.
+# TCP sensors each, at R Hz, against one Mosquitto, a 3-node NATS cluster
+# (Debian's nats-server, MQTT on JetStream) or a 3-node RabbitMQ cluster
+# (Debian's rabbitmq-server 3.10 with its MQTT plugin), every gateway an
+# `edgevisor swarm` of its own that counts what its gateway accepted and what
+# arrived upstream. Prints one `name value unit` line per figure.
 #
-#   harness/scale/run.sh GATEWAYS SENSORS [RATE_HZ] [DURATION] [mosquitto|nats]
+#   harness/scale/run.sh GATEWAYS SENSORS [RATE_HZ] [DURATION] [mosquitto|nats|rabbitmq]
 #
-# Needs a release build (cargo build --release -p edgevisor), mosquitto, and
-# for `nats` nats-server 2.9+. Everything runs on 127.0.0.1 on free ports in
-# a temporary folder, removed at the end (kept with KEEP=1).
+# Needs a release build (cargo build --release -p edgevisor), mosquitto, for
+# `nats` nats-server 2.9+, for `rabbitmq` rabbitmq-server 3.10 (its nodes
+# share the system's epmd; a system RabbitMQ on the default ports is left
+# alone). Everything runs on 127.0.0.1 on free ports in a temporary folder,
+# removed at the end (kept with KEEP=1); gateway i connects to node i mod 3.
 set -euo pipefail
 gateways=${1:?gateways}; sensors=${2:?sensors per gateway}
 rate=${3:-1}; duration=${4:-60s}; broker=${5:-mosquitto}
@@ -18,12 +21,39 @@ bin=${EDGEVISOR_BIN:-$root/target/release/edgevisor}
 [ -x "$bin" ] || { echo "no $bin: cargo build --release -p edgevisor" >&2; exit 1; }
 work=$(mktemp -d /tmp/edgevisor-scale.XXXXXX)
 pids=()
+rmq_nodes=(); broker_pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # RabbitMQ nodes stop cleanly through their CLI (about 3 s each, run side
+  # by side); whatever is left of ours is killed by its pid.
+  local stops=()
+  for n in "${!rmq_nodes[@]}"; do
+    timeout 60 rabbitmqctl_on "$n" stop > /dev/null 2>&1 & stops+=($!)
+  done
+  for s in "${stops[@]}"; do wait "$s" 2>/dev/null || true; done
+  for n in "${!rmq_nodes[@]}"; do broker_pids+=($(rmq_beams "$n")); done
+  for p in "${pids[@]}" "${broker_pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   [ "${KEEP:-}" = 1 ] && echo "# kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
+# The environment of RabbitMQ node $1 of this run (its name, the run's
+# cookie, no system rabbitmq-env.conf; CLI on an ephemeral port), exported.
+rmq_env() {
+  export HOME="$work/rabbitmq-home" RABBITMQ_CONF_ENV_FILE="$work/rabbitmq-env.conf" \
+    RABBITMQ_NODENAME="${rmq_nodes[$1]}" RABBITMQ_CTL_DIST_PORT_MIN=0 RABBITMQ_CTL_DIST_PORT_MAX=0 \
+    RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+}
+rabbitmqctl_on() {
+  (rmq_env "$1"; n=$1; shift; exec /usr/lib/rabbitmq/bin/rabbitmqctl -q -n "${rmq_nodes[$n]}" "$@")
+}
+# The beam.smp of RabbitMQ node $1, found by the node name in its environment.
+rmq_beams() {
+  local p
+  for p in $(pgrep -x beam.smp || true); do
+    tr '\0' '\n' < /proc/"$p"/environ 2>/dev/null | grep -qx "RABBITMQ_NODENAME=${rmq_nodes[$1]}" && echo "$p"
+  done
+  true
+}
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
 ports=()
@@ -54,7 +84,57 @@ CONF
     done
     ports=("${mqtt[@]}")
     ;;
-  *) echo "broker: mosquitto or nats" >&2; exit 2 ;;
+  rabbitmq)
+    # Three nodes, each with its own name, ports, folders and config, and one
+    # Erlang cookie of their own (HOME); nodes 2 and 3 join node 1. The MQTT
+    # plugin's defaults are kept: a QoS 1 subscriber with a clean session (the
+    # swarm's counter) gets a classic, non-replicated queue on the node it is
+    # connected to; mqtt.durable_queue_type = quorum applies only to sessions
+    # that outlast the connection, and no mirroring policy is set. What the
+    # cluster shares is metadata: bindings, and client ids through Raft.
+    tag=$(python3 -c 'import secrets;print(secrets.token_hex(3))')
+    mkdir -p "$work/rabbitmq-home"
+    python3 -c 'import secrets;print(secrets.token_hex(16),end="")' > "$work/rabbitmq-home/.erlang.cookie"
+    chmod 400 "$work/rabbitmq-home/.erlang.cookie"
+    : > "$work/rabbitmq-env.conf"            # not /etc/rabbitmq/rabbitmq-env.conf
+    echo '[rabbitmq_mqtt].' > "$work/enabled_plugins"
+    mqtt=()
+    for n in 0 1 2; do
+      rmq_nodes+=("ev$((n + 1))-$tag@localhost"); mqtt+=("$(free_port)")
+      mkdir -p "$work/rabbitmq$n"
+      printf 'mqtt.listeners.tcp.default = 127.0.0.1:%s\nmqtt.allow_anonymous = true\n' \
+        "${mqtt[$n]}" > "$work/rabbitmq$n/rabbitmq.conf"
+      (cd "$work" && rmq_env "$n" && exec env RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+        RABBITMQ_NODE_PORT="$(free_port)" RABBITMQ_DIST_PORT="$(free_port)" \
+        RABBITMQ_MNESIA_BASE="$work/rabbitmq$n/mnesia" RABBITMQ_LOG_BASE="$work/rabbitmq$n/log" \
+        RABBITMQ_CONFIG_FILE="$work/rabbitmq$n/rabbitmq.conf" \
+        RABBITMQ_ADVANCED_CONFIG_FILE="$work/rabbitmq$n/advanced.config" \
+        RABBITMQ_ENABLED_PLUGINS_FILE="$work/enabled_plugins" \
+        RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
+        /usr/lib/rabbitmq/bin/rabbitmq-server) > "$work/rabbitmq$n.out" 2>&1 & pids+=($!)
+    done
+    for n in 0 1 2; do
+      for try in $(seq 60); do
+        rabbitmqctl_on "$n" await_startup > /dev/null 2>&1 && break
+        [ "$try" = 60 ] && { echo "rabbitmq node $n did not start, see $work/rabbitmq$n.out" >&2; KEEP=1; exit 1; }
+        sleep 1
+      done
+      broker_pids+=("$(rabbitmqctl_on "$n" eval 'os:getpid().' | tr -dc 0-9)")
+    done
+    # (join_cluster logs harmless "Failed to create a tracked connection
+    # table" errors in 3.10: the CLI's output goes to a file, shown on failure.)
+    for n in 1 2; do
+      for step in stop_app "join_cluster ${rmq_nodes[0]}" start_app; do
+        # shellcheck disable=SC2086
+        rabbitmqctl_on "$n" $step >> "$work/rabbitmq$n.cli" 2>&1 ||
+          { cat "$work/rabbitmq$n.cli" >&2; KEEP=1; exit 1; }
+      done
+    done
+    running=$(rabbitmqctl_on 0 eval 'length(rabbit_nodes:all_running()).' | tr -dc 0-9)
+    [ "$running" = 3 ] || { echo "rabbitmq: $running of 3 nodes running in the cluster" >&2; KEEP=1; exit 1; }
+    ports=("${mqtt[@]}")
+    ;;
+  *) echo "broker: mosquitto, nats or rabbitmq" >&2; exit 2 ;;
 esac
 # Wait until every MQTT port answers (a NATS cluster elects its JetStream
 # leader first).
@@ -64,7 +144,17 @@ done
 [ "$broker" = nats ] && sleep 5
 
 ulimit -n 65536 2>/dev/null || true
-broker_cpu() { local t=0; for b in "${broker_pids[@]}"; do t=$((t + $(awk '{print $14+$15}' /proc/"$b"/stat))); done; echo "$t"; }
+# utime + stime of the broker processes and of their children (RabbitMQ's
+# erl_child_setup), in ticks.
+broker_cpu() {
+  local t=0 b c
+  for b in "${broker_pids[@]}"; do
+    for c in "$b" $(pgrep -P "$b" || true); do
+      t=$((t + $(awk '{print $14+$15}' /proc/"$c"/stat 2>/dev/null || echo 0)))
+    done
+  done
+  echo "$t"
+}
 cpu0=$(broker_cpu)
 started=$(date +%s.%N)
 swarms=()
