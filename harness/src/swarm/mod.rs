@@ -67,6 +67,11 @@ pub struct SwarmArgs {
     /// How long the sensors send.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
+    /// How long to wait, after the sensors stop, for everything the
+    /// gateway accepted to arrive upstream (longer for runs that saturate
+    /// the machine and leave a backlog in the outbox).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
     /// Fault plan: `all`, `none`, or `corrupt=0.01,disconnect=0.005,silence=0.002,drip=0.005,unplug=0.005,broker-restart=10s` (rates per sensor per second).
     #[arg(long, default_value = "all")]
     pub faults: FaultPlan,
@@ -173,7 +178,7 @@ async fn swarm(args: &SwarmArgs, dir: &Path, signals: &mut StopSignals) -> anyho
         faults.abort();
         let written = silence(&fleet).await;
         let run = RunBooks::now(&account);
-        Ok((written, run, drain(&account).await))
+        Ok((written, run, drain(&account, args.drain_timeout).await))
     };
     let outcome: anyhow::Result<_> = tokio::select! {
         biased;
@@ -325,9 +330,9 @@ fn progress(began: Instant, fleet: &fleet::Fleet, account: &Mutex<Account>) {
 
 /// Waits until everything the gateway accepted has arrived and its
 /// `accepted` figures stopped moving (status is republished every 2 s);
-/// false when it gave up after a minute.
-async fn drain(account: &Mutex<Account>) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// false when it gave up after `timeout`.
+async fn drain(account: &Mutex<Account>, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
     let mut stable_since = Instant::now();
     let mut last = 0;
     while Instant::now() < deadline {

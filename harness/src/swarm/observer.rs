@@ -10,6 +10,13 @@ use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 /// at `port` and hands each message (topic after the gateway id, payload) to
 /// `sink`. Reconnects within milliseconds, so a restarted broker is rejoined
 /// before the gateway (whose first retry waits at least 200 ms).
+///
+/// The session is persistent (clean session off, one client id per
+/// process): if this client is dropped while the broker keeps running (a
+/// starved process missing its keep-alive, as in a saturated scale run),
+/// the broker keeps what the gateway published meanwhile and hands it over
+/// on reconnect, instead of the books counting it lost. The session stays
+/// on the broker after the run, bounded by the broker's queue limits.
 pub async fn observe(
     port: u16,
     gateway_id: &str,
@@ -32,6 +39,7 @@ pub async fn observe_as(
         port,
     );
     options.set_keep_alive(Duration::from_secs(5));
+    options.set_clean_session(false);
     options.set_max_packet_size(1 << 24, 1 << 24);
     if let Some((user, password)) = login {
         options.set_credentials(user, password);
@@ -61,7 +69,10 @@ pub async fn observe_as(
             }
         }
     });
-    tokio::time::timeout(Duration::from_secs(10), ready)
+    // Generous: a broker cluster under load (RabbitMQ declares the
+    // subscription's queue on every node) took over 10 s to answer while
+    // other gateways already sent (docs/scale.md).
+    tokio::time::timeout(Duration::from_secs(60), ready)
         .await
         .context("the upstream observer could not subscribe")?
         .ok();
