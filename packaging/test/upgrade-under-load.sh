@@ -41,12 +41,13 @@ ct() { "$here/container.sh" exec "$container" "$@"; }
 # Packages: the same binary under rising versions, as an upgrade sees it.
 # CI packs its debug build (`--profile dev`, which cargo-deb warns about):
 # what is tested is the packaging and the restart, not the optimiser.
+# Stripped and lightly compressed: the debug binary is about 190 MB.
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 case "$profile" in dev) profile_dir=debug ;; *) profile_dir=$profile ;; esac
 [ -x "$target_dir/$profile_dir/edgevisor" ] || { echo "no $target_dir/$profile_dir/edgevisor: build it first" >&2; exit 1; }
 (cd "$root" && cargo run --locked -q -p edgevisor-gen -- --out "$target_dir/$profile_dir/assets" >/dev/null)
 for i in $(seq 0 "$UPGRADES"); do
-  (cd "$root" && cargo deb -p edgevisor --no-build --no-strip --profile "$profile" \
+  (cd "$root" && cargo deb -p edgevisor --no-build --strip --fast --profile "$profile" \
     --deb-version "0.1.0-$((i + 1))" -o "$share/edgevisor-$i.deb" >/dev/null)
 done
 
