@@ -37,6 +37,11 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -n "$container" ] && ct journalctl -u edgevisor --no-pager -n 40 >&2 || true; exit 1; }
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 ct() { "$here/container.sh" exec "$container" "$@"; }
+# Installs package $1 (0 is the first, then the upgrades) in the container.
+install_package() {
+  ct dpkg -i "/share/edgevisor-$1.deb" > "$share/dpkg-$1.log" 2>&1 \
+    || { cat "$share/dpkg-$1.log"; fail "dpkg -i of package $1"; }
+}
 
 # Packages: the same binary under rising versions, as an upgrade sees it.
 # CI packs its debug build (`--profile dev`, which cargo-deb warns about):
@@ -57,7 +62,7 @@ printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queu
 mosquitto -c "$share/mosquitto.conf" > "$share/mosquitto.log" 2>&1 & pids+=($!)
 
 container=$("$here/container.sh" start "$share")
-ct dpkg -i /share/edgevisor-0.deb > "$share/dpkg-0.log" 2>&1 || { cat "$share/dpkg-0.log"; fail "dpkg -i"; }
+install_package 0
 ct sh -c "cat > /etc/edgevisor/edgevisor.toml" <<TOML
 [gateway]
 id = "upgrade"
@@ -101,17 +106,16 @@ restart_one() {
   done
   fail "$what: no new active edgevisor process"
 }
-restarts=0
 for i in $(seq 1 "$UPGRADES"); do
   before=$(main_pid)
-  ct dpkg -i "/share/edgevisor-$i.deb" > "$share/dpkg-$i.log" 2>&1 || { cat "$share/dpkg-$i.log"; fail "dpkg -i (upgrade $i)"; }
-  restart_one "$before" "upgrade $i"; restarts=$((restarts + 1))
+  install_package "$i"
+  restart_one "$before" "upgrade $i"
   sleep 2
 done
 for i in $(seq 1 "$RESTARTS"); do
   before=$(main_pid)
   ct systemctl restart edgevisor.service
-  restart_one "$before" "restart $i"; restarts=$((restarts + 1))
+  restart_one "$before" "restart $i"
   sleep 2
 done
 touch "$stop_file"
@@ -119,7 +123,7 @@ wait "$loader" || fail "load.py"
 version=$(ct dpkg-query -W -f '${Version}' edgevisor)
 socket_after=$(ct systemctl show edgevisor.socket -p ActiveEnterTimestampMonotonic --value)
 
-python3 - "$share/report.json" "$restarts" "$CONNECTIONS" "$version" "$socket_since" "$socket_after" <<'PY'
+python3 - "$share/report.json" "$((UPGRADES + RESTARTS))" "$CONNECTIONS" "$version" "$socket_since" "$socket_after" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))
 restarts, connections = int(sys.argv[2]), int(sys.argv[3])
