@@ -4,24 +4,28 @@
 # sits idle, which release links place side by side in a section of their
 # own (.text.hot) before the rest of the code (gateway/build.rs).
 # Scattered over the binary, those functions make the kernel map most of
-# its 7.5 MiB of code (each page fault maps the 64 KiB around it); packed,
-# they take 2.5 MiB, and idle RSS falls accordingly (docs/benchmarks.md).
+# 4.7 of its 7.5 MiB of code (each page fault maps the 64 KiB around it);
+# packed, they take 3 MiB, and idle RSS falls accordingly
+# (docs/benchmarks.md, "the code a gateway runs, packed together").
 #
 # usage: bench/hot-symbols.sh
 #
-# Builds `--profile profiling -p edgevisor` (the release build, as a user
-# builds it, with symbols), runs the
-# data-path bench's throughput case (10 connections, 500 readings/s for
-# 10 s) and its memory case (10 and 1,000 idle sensors) with the gateway
-# under callgrind, and writes every function that ran, one mangled name a
-# line, as patterns: the 16-digit hash rustc puts in a Rust symbol
-# changes with the build's features, profile and compiler, so it is
-# replaced by ?s (and LLVM's .N suffixes by *), which also takes in a
-# generic function's other instances. Functions that only run on errors,
-# reloads or in other commands stay out and are laid out after these, as
-# before. Re-run it when the code or the dependencies change much: a
-# pattern that matches nothing is ignored at link time, so a stale file
-# costs memory, not correctness.
+# Builds `--profile profiling -p edgevisor` (the release build as a user
+# builds it, with symbols) and runs the data-path bench's throughput case
+# (10 connections, 500 readings/s for 10 s) and memory case (10 and 1,000
+# idle sensors) twice: with the gateway under callgrind, which names every
+# function that runs, and natively with read-ahead off, which shows the
+# code pages a real run touches (bench/touched-pages.py; needs root, else
+# callgrind's list alone is used). Every such function becomes a pattern
+# in the script. The 16-digit hash rustc puts in a Rust symbol changes
+# with the build's features, profile and compiler, so it becomes ?s (and
+# LLVM's .N suffixes a *), which also takes in a generic function's other
+# instances. Functions that only run on errors, reloads or in other
+# commands stay out and are laid out after these, as before. Re-run it
+# when the code or the dependencies change much; a pattern that matches
+# nothing is ignored at link time, so a stale script costs memory, not
+# correctness. It converges: a second run on a packed build gives the same
+# 3 MiB.
 # Needs valgrind and Mosquitto.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
