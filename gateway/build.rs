@@ -28,19 +28,23 @@ fn main() {
 /// maps the 64 KiB around it); packed, 3 MiB, and idle RSS falls by the
 /// difference (docs/benchmarks.md).
 ///
-/// Only where the linker is the one it was measured with, lld: x86_64
-/// Linux with rustc 1.90 or later, release-like profiles (`release`,
-/// `profiling`). `EDGEVISOR_HOT_TEXT=0` turns it off (for a different
-/// linker, or to measure without it). Patterns that match nothing are
-/// ignored, so a stale script costs memory, not correctness.
+/// Only for release-like profiles (`release`, `profiling`) and where the
+/// linker is one it was tried with: rustc's own lld on x86_64 Linux
+/// (rustc 1.90 or later), and Debian's cross GNU ld for the Raspberry Pi
+/// targets (aarch64, armv7), which read the same script.
+/// `EDGEVISOR_HOT_TEXT=0` turns it off (for a different linker, or to
+/// measure without it). Patterns that match nothing are ignored, so a
+/// stale script costs memory, not correctness.
 fn pack_hot_functions() {
     println!("cargo:rerun-if-changed=link/hot-text.ld");
     println!("cargo:rerun-if-env-changed=EDGEVISOR_HOT_TEXT");
     let var = |name: &str| std::env::var(name).unwrap_or_default();
-    let wanted = var("PROFILE") == "release"
-        && var("TARGET") == "x86_64-unknown-linux-gnu"
-        && var("EDGEVISOR_HOT_TEXT") != "0"
-        && rustc_links_with_lld(&var("RUSTC"));
+    let linker_known = match var("TARGET").as_str() {
+        "x86_64-unknown-linux-gnu" => rustc_links_with_lld(&var("RUSTC")),
+        "aarch64-unknown-linux-gnu" | "armv7-unknown-linux-gnueabihf" => true,
+        _ => false,
+    };
+    let wanted = var("PROFILE") == "release" && var("EDGEVISOR_HOT_TEXT") != "0" && linker_known;
     let script = Path::new(&var("CARGO_MANIFEST_DIR")).join("link/hot-text.ld");
     if wanted && script.exists() {
         println!(
