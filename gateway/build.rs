@@ -39,14 +39,16 @@ fn pack_hot_functions() {
     println!("cargo:rerun-if-changed=link/hot-text.ld");
     println!("cargo:rerun-if-env-changed=EDGEVISOR_HOT_TEXT");
     let var = |name: &str| std::env::var(name).unwrap_or_default();
+    if var("PROFILE") != "release" || var("EDGEVISOR_HOT_TEXT") == "0" {
+        return;
+    }
     let linker_known = match var("TARGET").as_str() {
         "x86_64-unknown-linux-gnu" => rustc_links_with_lld(&var("RUSTC")),
         "aarch64-unknown-linux-gnu" | "armv7-unknown-linux-gnueabihf" => true,
         _ => false,
     };
-    let wanted = var("PROFILE") == "release" && var("EDGEVISOR_HOT_TEXT") != "0" && linker_known;
     let script = Path::new(&var("CARGO_MANIFEST_DIR")).join("link/hot-text.ld");
-    if wanted && script.exists() {
+    if linker_known && script.exists() {
         println!(
             "cargo:rustc-link-arg-bin=edgevisor=-Wl,-T,{}",
             script.display()
