@@ -65,7 +65,7 @@ def present_pages(pid, binary, segments):
                     if struct.unpack_from("<Q", entries, i * 8)[0] >> 63:
                         file_at = offset + i * PAGE
                         for seg_off, seg_va, seg_size in segments:
-                            if seg_off <= file_at + PAGE and file_at < seg_off + seg_size:
+                            if seg_off < file_at + PAGE and file_at < seg_off + seg_size:
                                 pages.add(file_at - seg_off + seg_va)
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         pass
