@@ -96,6 +96,13 @@ impl Running {
     }
 }
 
+/// The `max_connections` edgevisor's load sensor gets: the largest
+/// connection count of the matrix and some slack, at least 2,000.
+fn max_connections(opts: &Options) -> i64 {
+    let most = opts.connections.iter().copied().max().unwrap_or(0);
+    i64::try_from(most.saturating_add(64)).map_or(i64::MAX, |n| n.max(2000))
+}
+
 /// Starts `kind` against the broker on `broker_port`; `None` when it
 /// cannot run here (Node-RED without npm), with a note why.
 pub async fn start(
@@ -115,7 +122,8 @@ pub async fn start(
             let sensor = ListenSensor {
                 id: "load".into(),
                 port,
-                max_connections: Some(2000),
+                // Room for the largest connection count of the matrix.
+                max_connections: Some(max_connections(opts)),
             };
             let metrics = match kind {
                 Kind::EdgevisorMetrics => Some(SocketAddr::from(([127, 0, 0, 1], free_port()?))),

@@ -125,6 +125,56 @@ async fn temporary_is_never_restarted_and_permanent_always_is() {
     tree.shutdown().await.unwrap();
 }
 
+/// A pool large enough for its ids to be indexed (a `tcp-listen` sensor's
+/// connections) still finds, refuses and forgets children by id, across
+/// removals and re-use of an id.
+#[tokio::test(start_paused = true)]
+async fn a_large_pool_finds_each_child_by_id() {
+    let spec = SupervisorSpec::new(Strategy::Dynamic { max_children: 500 });
+    let pool = Supervisor::new("conns", spec).unwrap().spawn();
+    let mut remotes = Vec::new();
+    for n in 0..200 {
+        let (child, remote) = worker(&format!("c{n}"));
+        pool.start_child(child).await.unwrap();
+        remotes.push(remote);
+    }
+    for n in [0, 31, 32, 33, 150, 199] {
+        let (dup, _r) = worker(&format!("c{n}"));
+        assert!(
+            matches!(
+                pool.start_child(dup).await,
+                Err(StartChildError::Spec(SpecError::DuplicateChild { .. }))
+            ),
+            "c{n} is a duplicate"
+        );
+    }
+    for n in (0..200).step_by(3) {
+        pool.terminate_child(&format!("c{n}")).await.unwrap();
+    }
+    for n in 0..200 {
+        let again = pool.terminate_child(&format!("c{n}")).await;
+        if n % 3 == 0 {
+            assert!(
+                matches!(again, Err(TerminateChildError::NotFound { .. })),
+                "c{n} was removed"
+            );
+        } else {
+            again.unwrap();
+        }
+    }
+    assert!(pool.snapshot().children.is_empty());
+    let (back, _r) = worker("c0");
+    pool.start_child(back).await.unwrap();
+    let ids: Vec<_> = pool
+        .snapshot()
+        .children
+        .iter()
+        .map(|c| c.id.to_string())
+        .collect();
+    assert_eq!(ids, ["c0"]);
+    pool.shutdown().await.unwrap();
+}
+
 #[tokio::test(start_paused = true)]
 async fn dynamic_pool_refuses_the_child_past_max_children() {
     let spec =

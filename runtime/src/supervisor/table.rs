@@ -6,6 +6,7 @@
 //! so a snapshot can be taken at any moment without stopping anything.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::{oneshot, SetOnce};
@@ -163,12 +164,22 @@ impl Child {
 /// few children (a sensor's own supervisor holds one), where a `BTreeMap`
 /// leaf (eleven slots) and an id index cost several KiB per supervisor;
 /// lookups by key are binary searches and by id a scan, both rare next to
-/// the life of a child.
+/// the life of a child. Records are boxed, so that removing one from a
+/// pool of thousands moves pointers, not records. Past [`INDEX_FROM`] children ids get an index: a
+/// dynamic pool (a `tcp-listen` sensor's connections) holds thousands, and
+/// a scan for the new id at each accepted connection made accepting 10,000
+/// of them quadratic.
 #[derive(Default)]
 pub(crate) struct Table {
-    children: Vec<(u64, Child)>,
+    children: Vec<(u64, Box<Child>)>,
     next_key: u64,
+    /// Keys by id, once the table has held more than [`INDEX_FROM`]
+    /// children. Boxed: small tables pay one pointer for it.
+    by_id: Option<Box<HashMap<Arc<str>, u64>>>,
 }
+
+/// Children a table holds before its ids are indexed.
+const INDEX_FROM: usize = 32;
 
 impl Table {
     /// Makes room for exactly `more` children: the initial ones are known,
@@ -181,25 +192,48 @@ impl Table {
     pub(crate) fn push(&mut self, spec: ChildSpec, now: Instant) -> u64 {
         let key = self.next_key;
         self.next_key += 1;
-        self.children.push((key, Child::new(spec, now)));
+        let id = spec.id.clone();
+        self.children.push((key, Box::new(Child::new(spec, now))));
+        match &mut self.by_id {
+            Some(index) => {
+                index.entry(id).or_insert(key);
+            }
+            None if self.children.len() > INDEX_FROM => {
+                let mut index = HashMap::with_capacity(self.children.len() * 2);
+                for (key, child) in &self.children {
+                    index.entry(child.spec.id.clone()).or_insert(*key);
+                }
+                self.by_id = Some(Box::new(index));
+            }
+            None => {}
+        }
         key
     }
 
     pub(crate) fn remove(&mut self, key: u64) -> Option<Child> {
         let at = self.position(key)?;
-        Some(self.children.remove(at).1)
+        let (_, child) = self.children.remove(at);
+        if let Some(index) = &mut self.by_id {
+            if index.get(&*child.spec.id) == Some(&key) {
+                index.remove(&*child.spec.id);
+            }
+        }
+        Some(*child)
     }
 
     pub(crate) fn get(&self, key: u64) -> Option<&Child> {
-        self.position(key).map(|at| &self.children[at].1)
+        self.position(key).map(|at| &*self.children[at].1)
     }
 
     pub(crate) fn get_mut(&mut self, key: u64) -> Option<&mut Child> {
-        self.position(key).map(|at| &mut self.children[at].1)
+        self.position(key).map(|at| &mut *self.children[at].1)
     }
 
     /// The key of the child named `id`.
     pub(crate) fn key_of(&self, id: &str) -> Option<u64> {
+        if let Some(index) = &self.by_id {
+            return index.get(id).copied();
+        }
         self.children
             .iter()
             .find(|(_, child)| &*child.spec.id == id)
@@ -212,12 +246,12 @@ impl Table {
 
     /// Every child, in start order.
     pub(crate) fn children(&self) -> impl Iterator<Item = &Child> {
-        self.children.iter().map(|(_, child)| child)
+        self.children.iter().map(|(_, child)| &**child)
     }
 
     /// Every child, in start order, to change.
     pub(crate) fn children_mut(&mut self) -> impl Iterator<Item = &mut Child> {
-        self.children.iter_mut().map(|(_, child)| child)
+        self.children.iter_mut().map(|(_, child)| &mut **child)
     }
 
     /// Keys in start order from `from` (inclusive) on.
