@@ -174,8 +174,8 @@ pub(crate) struct Table {
     children: Vec<(u64, Box<Child>)>,
     next_key: u64,
     /// Keys by id, once the table has held more than [`INDEX_FROM`]
-    /// children. Boxed: small tables pay one pointer for it.
-    by_id: Option<Box<HashMap<Arc<str>, u64>>>,
+    /// children.
+    by_id: Option<HashMap<Arc<str>, u64>>,
 }
 
 /// Children a table holds before its ids are indexed.
@@ -203,7 +203,7 @@ impl Table {
                 for (key, child) in &self.children {
                     index.entry(child.spec.id.clone()).or_insert(*key);
                 }
-                self.by_id = Some(Box::new(index));
+                self.by_id = Some(index);
             }
             None => {}
         }
