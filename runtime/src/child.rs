@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::crash::Crash;
 use crate::handle::SupervisorHandle;
 use crate::policy::RestartPolicy;
+use crate::stop_signal::StopSignal;
 use crate::supervisor::SupervisorSpec;
 
 /// OTP restart types.
@@ -221,6 +222,14 @@ impl ChildContext {
     /// ignores it is aborted after its shutdown timeout.
     pub async fn shutdown_requested(&self) {
         self.stop.cancelled().await;
+    }
+
+    /// [`Self::shutdown_requested`] for a loop that waits on it together with
+    /// something that wakes it often (a socket): made once and polled on
+    /// every wake-up, it asks the stop token only when the token woke the
+    /// task, where the plain future takes two locks per poll.
+    pub fn stop_signal(&self) -> StopSignal {
+        StopSignal::new(self.stop.clone())
     }
 
     /// True once a stop was asked for.

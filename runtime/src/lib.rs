@@ -39,6 +39,7 @@ pub mod intensity;
 mod live;
 mod policy;
 mod snapshot;
+mod stop_signal;
 mod supervisor;
 
 pub use child::{ChildContext, ChildKind, ChildSpec, Restart, Running, Shutdown, Starting};
@@ -49,4 +50,5 @@ pub use handle::SupervisorHandle;
 pub use live::{ChildView, LiveChildren};
 pub use policy::{OnExhausted, PolicyError, RestartPolicy};
 pub use snapshot::{ChildSnapshot, ChildState, TreeSnapshot};
+pub use stop_signal::StopSignal;
 pub use supervisor::{ChildSource, Strategy, Supervisor, SupervisorSpec};

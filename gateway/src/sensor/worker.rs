@@ -46,10 +46,9 @@ pub async fn pump(
 ) -> Result<(), Crash> {
     let mut telemetry = Telemetry::new(gateway, &sensor.id, sensor.codec.as_str());
     let mut readings = Vec::new();
-    // Made once: registering a fresh stop waiter on every reading cost a
-    // lock per wake-up.
-    let shutdown = ctx.shutdown_requested();
-    tokio::pin!(shutdown);
+    // Made once, and asked only when a stop woke the task: a fresh stop
+    // waiter per reading, or the token's own future, cost locks per wake-up.
+    let mut shutdown = ctx.stop_signal();
     loop {
         // Cancel-safe: `next_batch` waits only while `readings` is empty.
         let next = tokio::select! {
