@@ -125,6 +125,15 @@ async fn temporary_is_never_restarted_and_permanent_always_is() {
     tree.shutdown().await.unwrap();
 }
 
+/// The ids of `pool`'s children, in start order.
+fn child_ids(pool: &edgevisor_runtime::SupervisorHandle) -> Vec<String> {
+    pool.snapshot()
+        .children
+        .iter()
+        .map(|c| c.id.to_string())
+        .collect()
+}
+
 /// A pool large enough for its ids to be indexed (a `tcp-listen` sensor's
 /// connections) still finds, refuses and forgets children by id, across
 /// removals and re-use of an id.
@@ -165,13 +174,7 @@ async fn a_large_pool_finds_each_child_by_id() {
     assert!(pool.snapshot().children.is_empty());
     let (back, _r) = worker("c0");
     pool.start_child(back).await.unwrap();
-    let ids: Vec<_> = pool
-        .snapshot()
-        .children
-        .iter()
-        .map(|c| c.id.to_string())
-        .collect();
-    assert_eq!(ids, ["c0"]);
+    assert_eq!(child_ids(&pool), ["c0"]);
     pool.shutdown().await.unwrap();
 }
 
@@ -200,13 +203,7 @@ async fn dynamic_pool_refuses_the_child_past_max_children() {
     pool.terminate_child("c1").await.unwrap();
     let (c3, _r3) = worker("c3");
     pool.start_child(c3).await.unwrap();
-    let ids: Vec<_> = pool
-        .snapshot()
-        .children
-        .iter()
-        .map(|c| c.id.to_string())
-        .collect();
-    assert_eq!(ids, ["c2", "c3"]);
+    assert_eq!(child_ids(&pool), ["c2", "c3"]);
     assert!(matches!(
         pool.terminate_child("nope").await,
         Err(TerminateChildError::NotFound { .. })
