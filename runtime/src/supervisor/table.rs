@@ -162,13 +162,13 @@ impl Child {
 ///
 /// A plain vector kept sorted by key: most supervisors here hold one to a
 /// few children (a sensor's own supervisor holds one), where a `BTreeMap`
-/// leaf (eleven slots) and an id index cost several KiB per supervisor;
-/// lookups by key are binary searches and by id a scan, both rare next to
-/// the life of a child. Records are boxed, so that removing one from a
-/// pool of thousands moves pointers, not records. Past [`INDEX_FROM`] children ids get an index: a
-/// dynamic pool (a `tcp-listen` sensor's connections) holds thousands, and
-/// a scan for the new id at each accepted connection made accepting 10,000
-/// of them quadratic.
+/// leaf (eleven slots) costs several KiB per supervisor. Lookups by key are
+/// binary searches; by id a scan, until the table has held more than
+/// [`INDEX_FROM`] children, when the ids get an index: a dynamic pool (a
+/// `tcp-listen` sensor's connections) holds thousands, and a scan for each
+/// accepted connection's id made accepting 10,000 of them quadratic.
+/// Records are boxed, so that removing one from such a pool moves
+/// pointers, not records.
 #[derive(Default)]
 pub(crate) struct Table {
     children: Vec<(u64, Box<Child>)>,
