@@ -157,9 +157,25 @@ async fn ten_restarts_under_load_refuse_no_connection_and_deliver_every_reading_
     let pid = Pid::from_raw(gateway.id().unwrap() as i32);
     kill(pid, Signal::SIGTERM).unwrap();
     assert!(gateway.wait().await.unwrap().success());
-    // The last stop drained: what it numbered is upstream now (give the
-    // subscriber a moment for the final PUBACKed messages to reach it).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The last stop drained: what it numbered is at the broker now. Wait
+    // until the subscriber has all of it (its count holds still for half a
+    // second) rather than a fixed time, and print both counts: a failure
+    // below then tells late arrival from readings never taken in.
+    let at_exit = upstream.on("telemetry/nodes").len();
+    let mut seen = at_exit;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = upstream.on("telemetry/nodes").len();
+        if now == seen || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        seen = now;
+    }
+    println!(
+        "{at_exit} readings upstream when the gateway exited, {} after the wait",
+        upstream.on("telemetry/nodes").len()
+    );
 
     let mut by_boot: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for m in upstream.on("telemetry/nodes") {

@@ -25,6 +25,8 @@ pub struct StopSignal {
     relay_waker: Waker,
     /// The task's waker the relay passes wake-ups on to.
     task: Option<Waker>,
+    /// The stop was seen: every later poll is ready too.
+    fired: bool,
 }
 
 /// The waker the token holds: marks the wake-up as the token's, then wakes
@@ -64,6 +66,7 @@ impl StopSignal {
             relay_waker: Waker::from(relay.clone()),
             relay,
             task: None,
+            fired: false,
         }
     }
 }
@@ -73,6 +76,9 @@ impl Future for StopSignal {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
+        if this.fired {
+            return Poll::Ready(());
+        }
         let same_task = this.task.as_ref().is_some_and(|t| t.will_wake(cx.waker()));
         if same_task && !this.relay.woken.load(Ordering::Acquire) {
             return Poll::Pending;
@@ -89,9 +95,12 @@ impl Future for StopSignal {
         // Cleared before the token is asked: a cancel that lands during the
         // poll either is seen by it or sets the flag again.
         this.relay.woken.store(false, Ordering::Release);
-        this.wait
+        let polled = this
+            .wait
             .as_mut()
-            .poll(&mut Context::from_waker(&this.relay_waker))
+            .poll(&mut Context::from_waker(&this.relay_waker));
+        this.fired = polled.is_ready();
+        polled
     }
 }
 
@@ -128,10 +137,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn fires_at_once_for_a_token_already_cancelled() {
+    async fn fires_at_once_for_a_token_already_cancelled_and_stays_fired() {
         let token = CancellationToken::new();
         token.cancel();
-        StopSignal::new(token).await;
+        let mut signal = StopSignal::new(token);
+        (&mut signal).await;
+        // A loop that keeps selecting on it after the stop sees it at once.
+        tokio::time::timeout(Duration::from_secs(5), &mut signal)
+            .await
+            .expect("still fired");
     }
 
     #[tokio::test]
