@@ -340,3 +340,34 @@ async fn end_of_stream_inside_a_frame_is_eof_with_the_partial_frame_as_evidence(
         Some(b"{\"seq\":2,\"te".to_vec())
     );
 }
+
+/// At a stop the gateway takes what a connection's socket already holds
+/// without waiting (`Link::take_buffered`). Bytes that reached the kernel
+/// after the runtime last looked at the socket count too: the runtime's
+/// readiness lags the kernel until its I/O driver next turns, and a drain
+/// that trusted it left them unread, to be lost when the socket closed.
+#[tokio::test(flavor = "current_thread")]
+async fn a_drain_takes_what_the_socket_holds_before_the_runtime_saw_it() {
+    use std::io::Write;
+    let cfg = TcpListenConfig::new("127.0.0.1:0".parse().expect("addr"), CodecKind::Json);
+    let mut acceptor = TcpAcceptor::bind(&cfg).await.expect("bind");
+    let mut sensor = std::net::TcpStream::connect(acceptor.local_addr()).expect("connect");
+    let mut link = tokio::time::timeout(T, acceptor.accept())
+        .await
+        .expect("accepted")
+        .into_link();
+    sensor.write_all(b"{\"n\":1}\n").expect("write");
+    let mut readings = Vec::new();
+    link.next_batch(&mut readings).await.expect("first reading");
+    assert_eq!(readings.len(), 1);
+    // Written while this (only) thread never yields to the I/O driver.
+    sensor.write_all(b"{\"n\":2}\n{\"n\":3}\n").expect("write");
+    // Blocking on purpose: yielding to the runtime would let its driver see
+    // the bytes, which is the case this test is not about.
+    #[allow(clippy::disallowed_methods)]
+    std::thread::sleep(Duration::from_millis(50));
+    readings.clear();
+    link.take_buffered(&mut readings).expect("no error");
+    let taken: Vec<String> = readings.iter().map(|r| r.data_json().to_string()).collect();
+    assert_eq!(taken, [r#"{"n":2}"#, r#"{"n":3}"#]);
+}

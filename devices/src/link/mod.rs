@@ -103,6 +103,22 @@ impl Link {
         self.note(result)
     }
 
+    /// Takes, without waiting, the readings this link holds now, including
+    /// bytes the kernel received that the runtime has not seen yet: what a
+    /// stopping child hands over before its link closes. A TCP link reads
+    /// its socket directly; other links take only what they already hold
+    /// (the caller may then poll [`Self::next_batch`] once more).
+    pub fn take_buffered(&mut self, out: &mut Vec<Reading>) -> Result<(), LinkError> {
+        if let Some(reason) = self.ended {
+            return Err(LinkError::Ended(reason));
+        }
+        let result = match &mut self.inner {
+            Inner::Stream(s) => s.take_buffered(out),
+            Inner::Mqtt(_) => Ok(()),
+        };
+        self.note(result)
+    }
+
     /// Remembers an error that finishes the link.
     fn note<T>(&mut self, result: Result<T, LinkError>) -> Result<T, LinkError> {
         if let Err(e) = &result {

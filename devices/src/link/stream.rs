@@ -33,8 +33,37 @@ pub const READ_CHUNK: usize = 8192;
 const FIRST_READ: usize = 512;
 
 /// A byte stream plus its decoder.
+/// A link's byte stream: read asynchronously while the link runs, and at
+/// a stop, read at once for what the kernel already holds.
+pub(crate) trait LinkIo: AsyncRead + Send + Unpin {
+    /// Reads what is buffered now, without waiting and without the
+    /// runtime's readiness, which lags the kernel until the runtime's I/O
+    /// driver next turns: a stopping child that trusted it left the last
+    /// bytes a sensor sent unread, to be lost when the socket closed.
+    /// `None` where the stream has no such read (its bytes are then taken
+    /// only as the runtime sees them).
+    fn read_now(&mut self, _buf: &mut [u8]) -> Option<std::io::Result<usize>> {
+        None
+    }
+}
+
+impl LinkIo for tokio::net::TcpStream {
+    fn read_now(&mut self, buf: &mut [u8]) -> Option<std::io::Result<usize>> {
+        use std::io::Read;
+        // The socket is non-blocking (tokio's): an empty one is WouldBlock.
+        let socket = socket2::SockRef::from(&*self);
+        Some((&*socket).read(buf))
+    }
+}
+
+impl LinkIo for tokio_serial::SerialStream {}
+
+/// Most bytes [`StreamLink::take_buffered`] reads at a stop: a sensor
+/// flooding its link does not hold the stop up.
+const TAKE_AT_STOP: usize = 64 * READ_CHUNK;
+
 pub(crate) struct StreamLink {
-    io: Box<dyn AsyncRead + Send + Unpin>,
+    io: Box<dyn LinkIo>,
     decoder: ReadingDecoder,
     buf: BytesMut,
     /// Bytes the next read asks for (grows from [`FIRST_READ`]).
@@ -66,7 +95,7 @@ fn device_gone(e: &std::io::Error) -> bool {
 
 impl StreamLink {
     pub(crate) fn new(
-        io: Box<dyn AsyncRead + Send + Unpin>,
+        io: Box<dyn LinkIo>,
         decoder: ReadingDecoder,
         read_timeout: Duration,
         what: String,
@@ -168,6 +197,42 @@ impl StreamLink {
             Err(e) => return Err(LinkError::io(format!("read {}", self.what), e)),
         }
         Ok(())
+    }
+
+    /// Takes, without waiting, the readings the link holds now: those
+    /// decoded from bytes already read, then those in what the kernel has
+    /// buffered ([`LinkIo::read_now`]), up to [`TAKE_AT_STOP`] bytes. An
+    /// error ends it; it is returned only when nothing was taken.
+    pub(crate) fn take_buffered(&mut self, out: &mut Vec<Reading>) -> Result<(), LinkError> {
+        let start = out.len();
+        let mut chunk = vec![0u8; READ_CHUNK];
+        let mut taken = 0;
+        loop {
+            loop {
+                match self.decode() {
+                    Ok(Some(reading)) => out.push(reading),
+                    Ok(None) => break,
+                    Err(error) if out.len() == start => return Err(error),
+                    Err(_) => return Ok(()),
+                }
+            }
+            if self.eof || taken >= TAKE_AT_STOP {
+                return Ok(());
+            }
+            match self.io.read_now(&mut chunk) {
+                None => return Ok(()),
+                Some(Ok(0)) => self.eof = true,
+                Some(Ok(n)) => {
+                    taken += n;
+                    self.stats.bytes += n as u64;
+                    self.buf.extend_from_slice(&chunk[..n]);
+                }
+                Some(Err(e)) if e.kind() == ErrorKind::Interrupted => {}
+                // Nothing more now (WouldBlock), or the link failed: what
+                // came before is taken.
+                Some(Err(_)) => return Ok(()),
+            }
+        }
     }
 
     /// One decode step over what is buffered; `Ok(None)` means "read more".

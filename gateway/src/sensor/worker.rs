@@ -86,6 +86,14 @@ fn drain(
     gateway: &Gateway,
 ) {
     use futures_util::FutureExt;
+    // First what the kernel holds, read directly: the runtime may not have
+    // seen the last bytes yet, and polling the link trusts what it saw.
+    let _ = link.take_buffered(readings);
+    if !readings.is_empty() {
+        gateway.outbox.append(telemetry.messages(readings));
+    }
+    // Then links that cannot read directly (serial, MQTT) as the runtime
+    // sees them.
     for _ in 0..DRAIN_BATCHES {
         match link.next_batch(readings).now_or_never() {
             Some(Ok(())) => gateway.outbox.append(telemetry.messages(readings)),
