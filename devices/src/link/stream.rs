@@ -32,7 +32,6 @@ pub const READ_CHUNK: usize = 8192;
 /// connections hold 8 MiB, and a busy one reaches full reads within a few.
 const FIRST_READ: usize = 512;
 
-/// A byte stream plus its decoder.
 /// A link's byte stream: read asynchronously while the link runs, and at
 /// a stop, read at once for what the kernel already holds.
 pub(crate) trait LinkIo: AsyncRead + Send + Unpin {
@@ -62,6 +61,7 @@ impl LinkIo for tokio_serial::SerialStream {}
 /// flooding its link does not hold the stop up.
 const TAKE_AT_STOP: usize = 64 * READ_CHUNK;
 
+/// A byte stream plus its decoder.
 pub(crate) struct StreamLink {
     io: Box<dyn LinkIo>,
     decoder: ReadingDecoder,
@@ -139,21 +139,27 @@ impl StreamLink {
         }
         let start = out.len();
         loop {
-            loop {
-                match self.decode() {
-                    Ok(Some(reading)) => out.push(reading),
-                    Ok(None) => break,
-                    Err(error) if out.len() == start => return Err(error),
-                    Err(error) => {
-                        self.deferred = Some(error);
-                        return Ok(());
-                    }
-                }
-            }
-            if out.len() > start {
+            if !self.decode_buffered(out, start)? || out.len() > start {
                 return Ok(());
             }
             self.fill().await?;
+        }
+    }
+
+    /// Appends every reading decodable from the buffer to `out`. An error
+    /// with nothing appended since `start` is returned; after some readings
+    /// it is kept for the next call and `Ok(false)` says to stop there.
+    fn decode_buffered(&mut self, out: &mut Vec<Reading>, start: usize) -> Result<bool, LinkError> {
+        loop {
+            match self.decode() {
+                Ok(Some(reading)) => out.push(reading),
+                Ok(None) => return Ok(true),
+                Err(error) if out.len() == start => return Err(error),
+                Err(error) => {
+                    self.deferred = Some(error);
+                    return Ok(false);
+                }
+            }
         }
     }
 
@@ -201,22 +207,18 @@ impl StreamLink {
 
     /// Takes, without waiting, the readings the link holds now: those
     /// decoded from bytes already read, then those in what the kernel has
-    /// buffered ([`LinkIo::read_now`]), up to [`TAKE_AT_STOP`] bytes. An
-    /// error ends it; it is returned only when nothing was taken.
+    /// buffered ([`LinkIo::read_now`]), up to [`TAKE_AT_STOP`] bytes.
+    /// Errors as in [`Self::next_batch`]: one met after readings is kept for
+    /// the next call.
     pub(crate) fn take_buffered(&mut self, out: &mut Vec<Reading>) -> Result<(), LinkError> {
+        if let Some(error) = self.deferred.take() {
+            return Err(error);
+        }
         let start = out.len();
         let mut chunk = vec![0u8; READ_CHUNK];
         let mut taken = 0;
         loop {
-            loop {
-                match self.decode() {
-                    Ok(Some(reading)) => out.push(reading),
-                    Ok(None) => break,
-                    Err(error) if out.len() == start => return Err(error),
-                    Err(_) => return Ok(()),
-                }
-            }
-            if self.eof || taken >= TAKE_AT_STOP {
+            if !self.decode_buffered(out, start)? || self.eof || taken >= TAKE_AT_STOP {
                 return Ok(());
             }
             match self.io.read_now(&mut chunk) {

@@ -88,17 +88,13 @@ fn drain(
     use futures_util::FutureExt;
     // First what the kernel holds, read directly: the runtime may not have
     // seen the last bytes yet, and polling the link trusts what it saw.
-    let _ = link.take_buffered(readings);
-    if !readings.is_empty() {
-        gateway.outbox.append(telemetry.messages(readings));
-    }
     // Then links that cannot read directly (serial, MQTT) as the runtime
-    // sees them.
+    // sees them. Nothing more now, or the link ended or met a corrupt
+    // frame: what came before it is taken, the rest is not waited for.
+    let _ = link.take_buffered(readings);
     for _ in 0..DRAIN_BATCHES {
         match link.next_batch(readings).now_or_never() {
-            Some(Ok(())) => gateway.outbox.append(telemetry.messages(readings)),
-            // Nothing more now, or the link ended or met a corrupt frame:
-            // what came before it is taken, the rest is not waited for.
+            Some(Ok(())) => {}
             Some(Err(_)) | None => break,
         }
     }
