@@ -123,7 +123,7 @@ fn send(states: &[NotifyState<'_>]) {
 
 fn summary(watched: &Watched) -> Summary {
     let mut summary = Summary::new(
-        &watched.root.snapshot(),
+        &watched.root.live(),
         &watched.gateway.layout(),
         &[HANG_CHILD],
         watched.outbox.stats().depth,

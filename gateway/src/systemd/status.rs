@@ -1,7 +1,7 @@
 //! The one-line `STATUS=` summary `systemctl status edgevisor` shows:
 //! sensors by state, the outbox's depth, and the upstream link.
 
-use edgevisor_runtime::{ChildState, TreeSnapshot};
+use edgevisor_runtime::{ChildState, LiveChildren};
 
 use crate::tree::{sensor_place, Layout};
 
@@ -23,11 +23,14 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Counts the sensors of `tree`: every child at a sensor's own level as
-    /// [`sensor_place`] reads paths (a group's own state is not a sensor's).
+    /// Counts the sensors of the tree under `root`, read in place: every
+    /// child at a sensor's own level as [`sensor_place`] reads paths (a
+    /// group's own state is not a sensor's). Only groups and Modbus buses
+    /// are entered, so a `tcp-listen` sensor's connections (thousands, on a
+    /// busy one) are never visited: this runs every second under systemd.
     /// Sensors whose id is in `ignore` are skipped.
     pub fn new(
-        tree: &TreeSnapshot,
+        root: &LiveChildren<'_>,
         layout: &Layout,
         ignore: &[&str],
         outbox_depth: u64,
@@ -38,23 +41,35 @@ impl Summary {
             connected,
             ..Self::default()
         };
-        // Sensors sit at most three levels down (a unit of a bus in a group).
-        let nodes = tree.children.iter().flat_map(|a| {
-            std::iter::once(a).chain(
-                a.children
-                    .iter()
-                    .flat_map(|b| std::iter::once(b).chain(&b.children)),
-            )
-        });
-        for node in nodes {
-            let Some(place) = sensor_place(&node.path, layout) else {
-                continue;
-            };
-            if place.own_level && !place.group && !ignore.contains(&place.sensor) {
-                summary.count(node.state);
-            }
-        }
+        summary.visit(root, layout, ignore, &mut String::new());
         summary
+    }
+
+    fn visit(
+        &mut self,
+        children: &LiveChildren<'_>,
+        layout: &Layout,
+        ignore: &[&str],
+        path: &mut String,
+    ) {
+        children.with(|children| {
+            for child in children {
+                path.clear();
+                path.push_str(child.parent);
+                path.push('/');
+                path.push_str(child.id);
+                let Some(place) = sensor_place(path, layout) else {
+                    continue;
+                };
+                if place.group {
+                    if let Some(nested) = &child.children {
+                        self.visit(nested, layout, ignore, path);
+                    }
+                } else if place.own_level && !ignore.contains(&place.sensor) {
+                    self.count(child.state);
+                }
+            }
+        });
     }
 
     fn count(&mut self, state: ChildState) {
@@ -85,79 +100,59 @@ impl Summary {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::Duration;
 
-    use edgevisor_runtime::{ChildKind, ChildSnapshot};
+    use edgevisor_runtime::{
+        ChildSpec, Crash, RestartPolicy, Strategy, Supervisor, SupervisorSpec,
+    };
 
     use super::*;
 
-    fn child(
-        path: &str,
-        kind: ChildKind,
-        state: ChildState,
-        kids: Vec<ChildSnapshot>,
-    ) -> ChildSnapshot {
-        ChildSnapshot {
-            id: Arc::from(path.rsplit('/').next().unwrap()),
-            path: path.into(),
-            kind,
-            state,
-            restarts: 0,
-            uptime: None,
-            in_state_for: Duration::ZERO,
-            last_reason: None,
-            children: kids,
-        }
+    fn idle(id: &str) -> ChildSpec {
+        ChildSpec::worker(id, |_| std::future::pending())
     }
 
-    #[test]
-    fn counts_sensors_inside_groups_and_skips_the_groups_themselves() {
-        let tree = TreeSnapshot {
-            path: "root".into(),
-            strategy: "one_for_one",
-            children: vec![
-                child(
-                    "root/barn",
-                    ChildKind::Supervisor,
-                    ChildState::Running,
-                    vec![
-                        child(
-                            "root/barn/a",
-                            ChildKind::Worker,
-                            ChildState::Running,
-                            vec![],
-                        ),
-                        child(
-                            "root/barn/b",
-                            ChildKind::Worker,
-                            ChildState::Restarting,
-                            vec![],
-                        ),
-                    ],
-                ),
-                child(
-                    "root/weather",
-                    ChildKind::Worker,
-                    ChildState::Quarantined,
-                    vec![],
-                ),
-                child(
-                    "root/debug-hang",
-                    ChildKind::Worker,
-                    ChildState::Starting,
-                    vec![],
-                ),
-            ],
+    /// A group with a running and a restarting sensor, a quarantined
+    /// sensor, a tcp-listen sensor with two connections (one sensor, not
+    /// three), a Modbus bus with two units, and the debugging hook's child.
+    #[tokio::test(start_paused = true)]
+    async fn counts_sensors_inside_groups_and_buses_but_not_connections() {
+        // Crashes at once; restarted after `backoff`, quarantined at the
+        // second crash.
+        let failing = |id: &str, backoff: Duration| {
+            ChildSpec::worker(id, |_| async { Err(Crash::new("io", "gone")) }).policy(
+                RestartPolicy::default()
+                    .intensity(1, Duration::from_secs(60))
+                    .backoff(backoff, backoff, Duration::from_secs(60))
+                    .quarantine(Duration::from_secs(3600)),
+            )
         };
+        let barn = SupervisorSpec::new(Strategy::OneForOne)
+            .child(idle("a"))
+            .child(failing("b", Duration::from_secs(600)));
+        let nodes = SupervisorSpec::new(Strategy::OneForOne)
+            .child(idle("10.0.0.1:5000"))
+            .child(idle("10.0.0.2:5000"));
+        let meters = SupervisorSpec::new(Strategy::OneForOne)
+            .child(idle("1"))
+            .child(idle("2"));
+        let spec = SupervisorSpec::new(Strategy::OneForOne)
+            .child(ChildSpec::supervisor("barn", barn))
+            .child(ChildSpec::supervisor("nodes", nodes))
+            .child(ChildSpec::supervisor("meters", meters))
+            .child(failing("weather", Duration::from_millis(1)))
+            .child(idle("debug-hang"));
+        let root = Supervisor::new("root", spec).unwrap().spawn();
+        tokio::time::sleep(Duration::from_secs(5)).await;
         let layout = Layout {
             groups: vec!["barn".into()],
-            buses: vec![],
+            buses: vec!["meters".into()],
         };
-        let summary = Summary::new(&tree, &layout, &["debug-hang"], 12, true);
+        let summary = Summary::new(&root.live(), &layout, &["debug-hang"], 12, true);
         assert_eq!(
             summary.line(),
-            "sensors: 1 running, 1 restarting, 1 quarantined; outbox: 12 queued; upstream: connected"
+            "sensors: 4 running, 1 restarting, 1 quarantined; outbox: 12 queued; upstream: connected"
         );
+        root.shutdown().await.unwrap();
     }
 }
