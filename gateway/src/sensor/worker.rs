@@ -91,11 +91,12 @@ fn drain(
     // Then links that cannot read directly (serial, MQTT) as the runtime
     // sees them. Nothing more now, or the link ended or met a corrupt
     // frame: what came before it is taken, the rest is not waited for.
-    let _ = link.take_buffered(readings);
-    for _ in 0..DRAIN_BATCHES {
-        match link.next_batch(readings).now_or_never() {
-            Some(Ok(())) => {}
-            Some(Err(_)) | None => break,
+    if link.take_buffered(readings).is_ok() {
+        for _ in 0..DRAIN_BATCHES {
+            match link.next_batch(readings).now_or_never() {
+                Some(Ok(())) => {}
+                Some(Err(_)) | None => break,
+            }
         }
     }
     if !readings.is_empty() {
